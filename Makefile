@@ -1,0 +1,43 @@
+# Tillit: `make run` starts everything, `make test` runs every test. Both set up what they need.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PYTHONUNBUFFERED := 1
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed ## create the virtual environment and install the dependencies
+
+run: install ## start the whole system in the foreground (Ctrl-C stops it)
+	$(PY) -m tillit run
+
+migrate: install ## create the database if missing and apply migrations
+	$(PY) -m tillit migrate
+
+test: install ## run every test against the real PostgreSQL and RabbitMQ (isolated per run)
+	$(PY) -m pytest
+
+lint: install ## ruff (lint and format) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy shared services tillit
+
+format: install ## apply ruff's formatting and fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install ## load benchmarks beside the machine's raw limits; writes docs/benchmarks.md
+	$(PY) -m bench
+
+.PHONY: help install run migrate test lint format bench

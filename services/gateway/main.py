@@ -1,0 +1,81 @@
+"""Builds the gateway: settings -> upstream session -> routes; nothing happens at import."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from services.gateway.api import dev_router, router
+from services.gateway.service import ProfileSync
+from services.gateway.upstream import Upstreams
+from shared.auth import TokenVerifier
+from shared.http import BodyLimitMiddleware, install_problem_handlers
+from shared.logs import configure_logging
+from shared.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    upstreams = Upstreams(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await upstreams.start()
+        if settings.dev_signin_enabled:
+            log.warning("development sign-in is ON at /api/dev/sign-in: never expose this instance")
+        yield
+        await upstreams.close()
+
+    app = FastAPI(
+        title="Tillit API",
+        version="1",
+        description="The JSON API of Tillit for intranet frontends. Errors are RFC 9457 problem details.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.verifier = TokenVerifier(settings)
+    app.state.upstreams = upstreams
+    app.state.profiles = ProfileSync(upstreams)
+    install_problem_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.include_router(router)
+    if settings.dev_signin_enabled:
+        app.include_router(dev_router)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    @app.get("/posts/{post_id}", include_in_schema=False)
+    async def post_link(post_id: str) -> HTMLResponse:
+        # Where links in emails point. The reference web client takes this over; until then, say where
+        # the post can be read.
+        return HTMLResponse(
+            "<!doctype html><title>Tillit</title><h1>Tillit</h1>"
+            f"<p>This post is available from the API at <code>/api/posts/{post_id}</code>; see <a href='/docs'>"
+            "the API documentation</a>.</p>"
+        )
+
+    return app
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging("gateway", settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.bind_host,
+        port=settings.gateway_port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=15,
+    )

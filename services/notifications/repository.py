@@ -1,0 +1,231 @@
+"""Every SQL statement of the notifications service."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from shared.db import Connection
+
+
+async def apply_post_versions(conn: Connection, posts: Sequence[dict[str, Any]]) -> None:
+    await conn.execute(
+        """INSERT INTO posts AS p (id, author_id, excerpt, deleted, version)
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bool[], $5::int[])
+           ON CONFLICT (id) DO UPDATE
+           SET author_id = excluded.author_id,
+               excerpt = CASE WHEN excluded.deleted THEN p.excerpt ELSE excluded.excerpt END,
+               deleted = excluded.deleted, version = excluded.version
+           WHERE p.version < excluded.version""",
+        [p["id"] for p in posts],
+        [p["author_id"] for p in posts],
+        [p["excerpt"] for p in posts],
+        [p["deleted"] for p in posts],
+        [p["version"] for p in posts],
+    )
+
+
+async def forget_post(conn: Connection, post_ids: Sequence[uuid.UUID]) -> None:
+    """A deleted post leaves every inbox, and its unsent emails are not sent."""
+    await conn.execute("DELETE FROM notifications WHERE post_id = ANY($1::uuid[])", list(post_ids))
+    await conn.execute(
+        """UPDATE emails SET status = 'cancelled', last_error = 'the post was deleted'
+           WHERE post_id = ANY($1::uuid[]) AND status IN ('pending', 'sending')""",
+        list(post_ids),
+    )
+
+
+async def post_is_deleted(conn: Connection, post_id: uuid.UUID) -> bool:
+    return bool(await conn.fetchval("SELECT deleted FROM posts WHERE id = $1", post_id))
+
+
+async def advance_reaction_state(
+    conn: Connection, *, post_id: uuid.UUID, actor_id: str, kind: str, active: bool, version: int
+) -> bool:
+    """Record the reaction state if it is newer than the one applied; False for a stale or repeated event."""
+    return bool(
+        await conn.fetchval(
+            """INSERT INTO reaction_states AS s (post_id, actor_id, kind, active, version)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (post_id, actor_id, kind) DO UPDATE SET active = excluded.active, version = excluded.version
+               WHERE s.version < excluded.version
+               RETURNING true""",
+            post_id,
+            actor_id,
+            kind,
+            active,
+            version,
+        )
+    )
+
+
+async def add_actor_to_group(
+    conn: Connection,
+    *,
+    recipient_id: str,
+    kind: str,
+    post_id: uuid.UUID,
+    actor_id: str,
+    at: datetime,
+    window: timedelta,
+) -> uuid.UUID:
+    """Join the open group for (recipient, post, kind), or start one when none is open."""
+    await conn.execute(
+        """UPDATE notifications SET is_open = false
+           WHERE recipient_id = $1 AND post_id = $2 AND kind = $3 AND is_open AND created_at < $4""",
+        recipient_id,
+        post_id,
+        kind,
+        at - window,
+    )
+    notification_id: uuid.UUID = await conn.fetchval(
+        """INSERT INTO notifications AS n (id, recipient_id, kind, post_id, created_at, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $5)
+           ON CONFLICT (recipient_id, post_id, kind) WHERE is_open
+           DO UPDATE SET updated_at = greatest(n.updated_at, excluded.updated_at)
+           RETURNING id""",
+        uuid.uuid4(),
+        recipient_id,
+        kind,
+        post_id,
+        at,
+    )
+    await conn.execute(
+        """INSERT INTO notification_actors AS a (notification_id, actor_id, acted_at) VALUES ($1, $2, $3)
+           ON CONFLICT (notification_id, actor_id) DO UPDATE SET acted_at = greatest(a.acted_at, excluded.acted_at)""",
+        notification_id,
+        actor_id,
+        at,
+    )
+    return notification_id
+
+
+async def remove_actor_from_open_group(
+    conn: Connection, *, recipient_id: str, kind: str, post_id: uuid.UUID, actor_id: str
+) -> None:
+    """An unlike takes the actor out of a group still unread; a group left empty goes."""
+    await conn.execute(
+        """DELETE FROM notification_actors a USING notifications n
+           WHERE a.notification_id = n.id AND n.is_open
+             AND n.recipient_id = $1 AND n.post_id = $2 AND n.kind = $3 AND a.actor_id = $4""",
+        recipient_id,
+        post_id,
+        kind,
+        actor_id,
+    )
+    await conn.execute(
+        """DELETE FROM notifications n
+           WHERE n.is_open AND n.recipient_id = $1 AND n.post_id = $2 AND n.kind = $3
+             AND NOT EXISTS (SELECT 1 FROM notification_actors a WHERE a.notification_id = n.id)""",
+        recipient_id,
+        post_id,
+        kind,
+    )
+
+
+async def queue_email(
+    conn: Connection, *, dedupe_key: str, recipient_id: str, kind: str, post_id: uuid.UUID, actor_id: str
+) -> None:
+    await conn.execute(
+        """INSERT INTO emails (id, dedupe_key, recipient_id, kind, post_id, actor_id)
+           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dedupe_key) DO NOTHING""",
+        uuid.uuid4(),
+        dedupe_key,
+        recipient_id,
+        kind,
+        post_id,
+        actor_id,
+    )
+
+
+async def inbox_page(
+    conn: Connection, *, recipient_id: str, after: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[asyncpg.Record]:
+    if after is None:
+        after_clause, args = "", [recipient_id, limit]
+    else:
+        after_clause, args = "AND (n.updated_at, n.id) < ($3, $4)", [recipient_id, limit, after[0], after[1]]
+    return await conn.fetch(
+        f"""SELECT n.id, n.kind, n.post_id, n.read_at IS NOT NULL AS read, n.created_at, n.updated_at,
+                   actors.list AS actors, actors.count AS actor_count
+            FROM notifications n
+            CROSS JOIN LATERAL (
+                SELECT coalesce(jsonb_agg(jsonb_build_object('id', a.actor_id, 'name', coalesce(d.name, ''))
+                                          ORDER BY a.acted_at DESC, a.actor_id), '[]'::jsonb) AS list,
+                       count(*) AS count
+                FROM notification_actors a LEFT JOIN people_directory d ON d.id = a.actor_id
+                WHERE a.notification_id = n.id
+            ) actors
+            WHERE n.recipient_id = $1 {after_clause}
+            ORDER BY n.updated_at DESC, n.id DESC
+            LIMIT $2""",
+        *args,
+    )
+
+
+async def count_unread(conn: Connection, recipient_id: str) -> int:
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM notifications WHERE recipient_id = $1 AND read_at IS NULL", recipient_id
+        )
+    )
+
+
+async def mark_read(conn: Connection, *, recipient_id: str, ids: Sequence[uuid.UUID] | None) -> int:
+    """Mark the recipient's own notifications read (ids of others' are ignored); a read group is closed."""
+    result = await conn.execute(
+        """UPDATE notifications SET read_at = now(), is_open = false
+           WHERE recipient_id = $1 AND read_at IS NULL AND ($2::uuid[] IS NULL OR id = ANY($2::uuid[]))""",
+        recipient_id,
+        list(ids) if ids is not None else None,
+    )
+    return int(result.split()[-1])
+
+
+async def claim_due_emails(conn: Connection, *, limit: int, lease: timedelta) -> list[asyncpg.Record]:
+    """Take due emails for sending. The lease makes a replica that died mid-send give them back."""
+    return await conn.fetch(
+        """UPDATE emails e SET status = 'sending', attempts = e.attempts + 1, next_attempt_at = now() + $2
+           FROM (SELECT id FROM emails
+                 WHERE status IN ('pending', 'sending') AND next_attempt_at <= now()
+                 ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
+           WHERE e.id = due.id
+           RETURNING e.id, e.kind, e.recipient_id, e.post_id, e.actor_id, e.attempts, e.created_at""",
+        limit,
+        lease,
+    )
+
+
+async def email_details(conn: Connection, *, recipient_id: str, actor_id: str, post_id: uuid.UUID) -> asyncpg.Record:
+    return await conn.fetchrow(
+        """SELECT r.email AS recipient_email, r.name AS recipient_name, r.locale AS recipient_locale,
+                  a.name AS actor_name, p.excerpt AS post_excerpt, coalesce(p.deleted, false) AS post_deleted
+           FROM (SELECT 1) one
+           LEFT JOIN people_directory r ON r.id = $1
+           LEFT JOIN people_directory a ON a.id = $2
+           LEFT JOIN posts p ON p.id = $3""",
+        recipient_id,
+        actor_id,
+        post_id,
+    )
+
+
+async def mark_email_sent(conn: Connection, email_id: uuid.UUID) -> None:
+    await conn.execute("UPDATE emails SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1", email_id)
+
+
+async def reschedule_email(conn: Connection, email_id: uuid.UUID, *, delay: timedelta, error: str) -> None:
+    await conn.execute(
+        "UPDATE emails SET status = 'pending', next_attempt_at = now() + $2, last_error = $3 WHERE id = $1",
+        email_id,
+        delay,
+        error,
+    )
+
+
+async def fail_email(conn: Connection, email_id: uuid.UUID, *, error: str, status: str = "failed") -> None:
+    await conn.execute("UPDATE emails SET status = $2, last_error = $3 WHERE id = $1", email_id, status, error)

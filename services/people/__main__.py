@@ -1,0 +1,3 @@
+from services.people.main import main
+
+main()

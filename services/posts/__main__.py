@@ -1,0 +1,3 @@
+from services.posts.main import main
+
+main()

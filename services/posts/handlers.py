@@ -1,0 +1,20 @@
+"""Event subscribers of the posts service: author names and reaction counts."""
+
+from services.posts import service
+from shared.consumer import EventConsumer
+from shared.directory import people_directory_consumer
+from shared.events import EventType
+
+CONSUMERS = (
+    people_directory_consumer("posts"),
+    EventConsumer(
+        name="posts.reaction-counts",
+        event_types=[
+            EventType.POST_LIKED,
+            EventType.POST_UNLIKED,
+            EventType.POST_FAVOURITED,
+            EventType.POST_UNFAVOURITED,
+        ],
+        handle=service.apply_reaction_counts,
+    ),
+)

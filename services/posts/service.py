@@ -1,0 +1,106 @@
+"""Use cases of the posts service."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from services.posts import repository
+from shared.api import CreatePost, Person, Post
+from shared.auth import Claims
+from shared.db import Connection
+from shared.directory import remember_person
+from shared.events import (
+    Event,
+    EventType,
+    PersonRef,
+    PostCreatedV1,
+    PostDeletedV1,
+    ReactionChangedV1,
+    new_envelope,
+)
+from shared.http import ProblemError
+from shared.outbox import add_to_outbox
+
+SOURCE = "posts"
+
+
+def _post_from_row(row: asyncpg.Record) -> Post:
+    return Post(
+        id=row["id"],
+        author=Person(id=row["author_id"], name=row["author_name"]),
+        kind=row["kind"],
+        body=row["body"],
+        audience=row["audience"],
+        created_at=row["created_at"],
+        like_count=row["like_count"],
+        favourite_count=row["favourite_count"],
+    )
+
+
+def post_not_found(post_id: uuid.UUID) -> ProblemError:
+    return ProblemError(404, "Not Found", f"post {post_id} does not exist")
+
+
+async def create_post(pool: asyncpg.Pool, *, author: Claims, request: CreatePost) -> Post:
+    post_id = uuid.uuid4()
+    audience: dict[str, Any] = request.audience.model_dump()
+    async with pool.acquire() as conn, conn.transaction():
+        await remember_person(conn, person_id=author.sub, name=author.name)
+        row = await repository.insert_post(
+            conn, post_id=post_id, author_id=author.sub, kind=request.kind, body=request.body, audience=audience
+        )
+        event = PostCreatedV1(
+            post_id=post_id,
+            author=PersonRef(id=author.sub, name=author.name),
+            kind=request.kind,
+            body=request.body,
+            audience=request.audience,
+            created_at=row["created_at"],
+            version=row["version"],
+        )
+        await add_to_outbox(conn, new_envelope(EventType.POST_CREATED, source=SOURCE, subject=str(post_id), data=event))
+        stored = await repository.fetch_post(conn, post_id)
+    return _post_from_row(stored)
+
+
+async def get_post(pool: asyncpg.Pool, post_id: uuid.UUID) -> Post:
+    async with pool.acquire() as conn:
+        row = await repository.fetch_post(conn, post_id)
+    if row is None:
+        raise post_not_found(post_id)
+    return _post_from_row(row)
+
+
+async def get_posts(pool: asyncpg.Pool, post_ids: Sequence[uuid.UUID]) -> list[Post]:
+    """The posts that exist, in the order asked for."""
+    async with pool.acquire() as conn:
+        rows = {row["id"]: row for row in await repository.fetch_posts(conn, post_ids)}
+    return [_post_from_row(rows[post_id]) for post_id in post_ids if post_id in rows]
+
+
+async def delete_post(pool: asyncpg.Pool, *, post_id: uuid.UUID, user: Claims) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        post = await repository.lock_post(conn, post_id)
+        if post is None:
+            raise post_not_found(post_id)
+        if post["author_id"] != user.sub:
+            raise ProblemError(403, "Forbidden", "only the author can delete a post")
+        version = await repository.mark_deleted(conn, post_id)
+        event = PostDeletedV1(post_id=post_id, author_id=post["author_id"], version=version)
+        await add_to_outbox(conn, new_envelope(EventType.POST_DELETED, source=SOURCE, subject=str(post_id), data=event))
+
+
+async def apply_reaction_counts(conn: Connection, events: Sequence[Event]) -> None:
+    newest: dict[uuid.UUID, ReactionChangedV1] = {}
+    for event in events:
+        assert isinstance(event.data, ReactionChangedV1)
+        seen = newest.get(event.data.post_id)
+        if seen is None or seen.version < event.data.version:
+            newest[event.data.post_id] = event.data
+    await repository.apply_count_versions(
+        conn, [(c.post_id, c.like_count, c.favourite_count, c.version) for c in newest.values()]
+    )

@@ -1,0 +1,3 @@
+from services.reactions.main import main
+
+main()

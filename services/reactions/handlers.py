@@ -1,0 +1,15 @@
+"""Event subscribers of the reactions service: the posts that may be reacted to, and people's names."""
+
+from services.reactions import service
+from shared.consumer import EventConsumer
+from shared.directory import people_directory_consumer
+from shared.events import EventType
+
+CONSUMERS = (
+    people_directory_consumer("reactions"),
+    EventConsumer(
+        name="reactions.posts",
+        event_types=[EventType.POST_CREATED, EventType.POST_DELETED],
+        handle=service.apply_post_changes,
+    ),
+)

@@ -1,0 +1,172 @@
+"""Use cases of the reactions service: the source of truth for likes, favourites and their counts."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from services.reactions import repository
+from services.reactions.repository import Reaction
+from shared.api import (
+    FavouriteRef,
+    FavouriteRefPage,
+    MyReaction,
+    Person,
+    PersonPage,
+    decode_cursor,
+    encode_cursor,
+)
+from shared.auth import Claims
+from shared.db import Connection
+from shared.directory import remember_person
+from shared.events import (
+    Event,
+    EventType,
+    PersonRef,
+    PostCreatedV1,
+    PostDeletedV1,
+    PostFavouritedV1,
+    PostLikedV1,
+    PostUnfavouritedV1,
+    PostUnlikedV1,
+    ReactionChangedV1,
+    new_envelope,
+)
+from shared.http import ProblemError
+from shared.outbox import add_to_outbox
+
+SOURCE = "reactions"
+
+# A post reaches this service by event a few milliseconds after it is created; a like that arrives
+# sooner waits for it rather than answering 404 for a post its author can already see.
+POST_ARRIVAL_GRACE_SECONDS = 1.0
+
+_EVENTS: dict[tuple[Reaction, bool], tuple[EventType, type[ReactionChangedV1]]] = {
+    ("like", True): (EventType.POST_LIKED, PostLikedV1),
+    ("like", False): (EventType.POST_UNLIKED, PostUnlikedV1),
+    ("favourite", True): (EventType.POST_FAVOURITED, PostFavouritedV1),
+    ("favourite", False): (EventType.POST_UNFAVOURITED, PostUnfavouritedV1),
+}
+
+
+def post_not_found(post_id: uuid.UUID) -> ProblemError:
+    return ProblemError(404, "Not Found", f"post {post_id} does not exist")
+
+
+async def _wait_for_post(pool: asyncpg.Pool, post_id: uuid.UUID) -> None:
+    deadline = asyncio.get_running_loop().time() + POST_ARRIVAL_GRACE_SECONDS
+    while True:
+        async with pool.acquire() as conn:
+            if await repository.find_post(conn, post_id) is not None:
+                return
+        if asyncio.get_running_loop().time() >= deadline:
+            raise post_not_found(post_id)
+        await asyncio.sleep(0.05)
+
+
+async def set_reaction(
+    pool: asyncpg.Pool, reaction: Reaction, *, post_id: uuid.UUID, user: Claims, on: bool
+) -> tuple[bool, int, int]:
+    """Like/favourite (on) or take it back (off); idempotent. Returns (state, like_count, favourite_count)."""
+    for attempt in range(2):
+        async with pool.acquire() as conn, conn.transaction():
+            post = await repository.find_post(conn, post_id, lock=True)
+            if post is not None:
+                if on:
+                    await remember_person(conn, person_id=user.sub, name=user.name)
+                    row = await repository.add_reaction(conn, reaction, post_id=post_id, user_id=user.sub)
+                else:
+                    row = await repository.remove_reaction(conn, reaction, post_id=post_id, user_id=user.sub)
+                if row is None:  # never reacted to, and nothing to take back
+                    return on, 0, 0
+                if row["changed"]:
+                    event_type, model = _EVENTS[(reaction, on)]
+                    event = model(
+                        post_id=post_id,
+                        post_author_id=post["author_id"],
+                        actor=PersonRef(id=user.sub, name=user.name),
+                        like_count=row["like_count"],
+                        favourite_count=row["favourite_count"],
+                        version=row["version"],
+                        occurred_at=datetime.now(UTC),
+                    )
+                    await add_to_outbox(conn, new_envelope(event_type, source=SOURCE, subject=str(post_id), data=event))
+                return on, row["like_count"], row["favourite_count"]
+        if attempt == 0:
+            await _wait_for_post(pool, post_id)
+    raise post_not_found(post_id)
+
+
+async def likers(pool: asyncpg.Pool, *, post_id: uuid.UUID, cursor: str | None, limit: int) -> PersonPage:
+    after = decode_cursor(cursor, arity=2)
+    async with pool.acquire() as conn:
+        if await repository.find_post(conn, post_id) is None:
+            raise post_not_found(post_id)
+        rows = await repository.likers_page(
+            conn,
+            post_id=post_id,
+            after=(datetime.fromisoformat(after[0]), after[1]) if after else None,
+            limit=limit + 1,
+        )
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1]["created_at"].isoformat(), page[-1]["user_id"]) if len(rows) > limit else None
+    return PersonPage(items=[Person(id=r["user_id"], name=r["name"]) for r in page], next_cursor=next_cursor)
+
+
+async def favourites(pool: asyncpg.Pool, *, user: Claims, cursor: str | None, limit: int) -> FavouriteRefPage:
+    after = decode_cursor(cursor, arity=2)
+    async with pool.acquire() as conn:
+        rows = await repository.favourites_page(
+            conn,
+            user_id=user.sub,
+            after=(datetime.fromisoformat(after[0]), uuid.UUID(after[1])) if after else None,
+            limit=limit + 1,
+        )
+    page = rows[:limit]
+    next_cursor = (
+        encode_cursor(page[-1]["created_at"].isoformat(), str(page[-1]["post_id"])) if len(rows) > limit else None
+    )
+    return FavouriteRefPage(
+        items=[FavouriteRef(post_id=r["post_id"], favourited_at=r["created_at"]) for r in page],
+        next_cursor=next_cursor,
+    )
+
+
+async def my_reactions(pool: asyncpg.Pool, *, user: Claims, post_ids: Sequence[uuid.UUID]) -> dict[str, MyReaction]:
+    async with pool.acquire() as conn:
+        rows = await repository.reactions_of_user(conn, user_id=user.sub, post_ids=post_ids)
+    return {str(r["post_id"]): MyReaction(liked=r["liked"], favourited=r["favourited"]) for r in rows}
+
+
+async def apply_post_changes(conn: Connection, events: Sequence[Event]) -> None:
+    newest: dict[uuid.UUID, dict[str, Any]] = {}
+    for event in events:
+        data = event.data
+        if isinstance(data, PostCreatedV1):
+            post = {
+                "id": data.post_id,
+                "author_id": data.author.id,
+                "audience": data.audience.model_dump_json(),
+                "deleted": False,
+                "version": data.version,
+            }
+        elif isinstance(data, PostDeletedV1):
+            post = {
+                "id": data.post_id,
+                "author_id": data.author_id,
+                "audience": "{}",
+                "deleted": True,
+                "version": data.version,
+            }
+        else:
+            continue
+        seen = newest.get(post["id"])
+        if seen is None or seen["version"] < post["version"]:
+            newest[post["id"]] = post
+    if newest:
+        await repository.apply_post_versions(conn, list(newest.values()))

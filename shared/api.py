@@ -1,0 +1,146 @@
+"""The public HTTP contract: shapes the gateway promises and the services answer with."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.events import EveryoneAudience
+from shared.http import ProblemError
+
+MAX_BODY_CHARS = 10_000
+PostKind = Literal["post", "question", "idea", "praise"]
+AudienceIn = Annotated[EveryoneAudience, Field(discriminator="type")]
+
+
+class Person(BaseModel):
+    id: str
+    name: str
+
+
+class Me(Person):
+    email: str | None = None
+    locale: str | None = None
+
+
+class CreatePost(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body: str = Field(description="1-10,000 characters after trimming")
+    kind: PostKind = "post"
+    audience: AudienceIn = Field(default_factory=lambda: EveryoneAudience(type="everyone"))
+
+    @field_validator("body")
+    @classmethod
+    def body_length_after_trimming(cls, value: str) -> str:
+        trimmed = value.strip()
+        if not trimmed:
+            raise ValueError("must not be empty")
+        if len(trimmed) > MAX_BODY_CHARS:
+            raise ValueError(f"must be at most {MAX_BODY_CHARS} characters, got {len(trimmed)}")
+        return trimmed
+
+
+class Post(BaseModel):
+    id: uuid.UUID
+    author: Person
+    kind: PostKind
+    body: str
+    audience: dict[str, Any]
+    created_at: datetime
+    like_count: int = 0
+    favourite_count: int = 0
+    liked_by_me: bool = False
+    favourited_by_me: bool = False
+
+
+class LikeState(BaseModel):
+    liked: bool
+    like_count: int
+
+
+class FavouriteState(BaseModel):
+    favourited: bool
+    favourite_count: int
+
+
+class MyReaction(BaseModel):
+    liked: bool = False
+    favourited: bool = False
+
+
+class PersonPage(BaseModel):
+    items: list[Person]
+    next_cursor: str | None
+
+
+class PostPage(BaseModel):
+    items: list[Post]
+    next_cursor: str | None
+
+
+class FavouriteRef(BaseModel):
+    post_id: uuid.UUID
+    favourited_at: datetime
+
+
+class FavouriteRefPage(BaseModel):
+    items: list[FavouriteRef]
+    next_cursor: str | None
+
+
+class Notification(BaseModel):
+    id: uuid.UUID
+    kind: Literal["post.liked", "post.favourited"]
+    post_id: uuid.UUID
+    actors: list[Person] = Field(description="everyone in the group, newest first")
+    actor_count: int
+    read: bool
+    created_at: datetime
+    updated_at: datetime = Field(description="the group's latest activity; the inbox is ordered by it")
+
+
+class NotificationPage(BaseModel):
+    items: list[Notification]
+    next_cursor: str | None
+    unread: int
+
+
+class MarkRead(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[uuid.UUID] | None = Field(None, max_length=500)
+    all: bool | None = None
+
+    @model_validator(mode="after")
+    def exactly_one(self) -> MarkRead:
+        if (self.ids is None) == (self.all is None) or self.all is False:
+            raise ValueError('give either "ids": [...] or "all": true')
+        return self
+
+
+def encode_cursor(*parts: Any) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(parts), default=str)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, *, arity: int) -> list[Any] | None:
+    """The parts of an opaque cursor; a cursor that was not ours is a 422 naming the field."""
+    if cursor is None:
+        return None
+    try:
+        parts = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(parts, list) or len(parts) != arity:
+            raise ValueError
+        return parts
+    except ValueError as exc:
+        raise ProblemError(
+            422,
+            "Unprocessable Content",
+            "invalid input in query.cursor",
+            errors=[{"field": "query.cursor", "message": "not a cursor returned by this API", "type": "cursor"}],
+        ) from exc

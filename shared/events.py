@@ -1,0 +1,151 @@
+"""Event contracts: the envelope (after CloudEvents 1.0) and one pydantic model per event type.
+
+Routing keys are the `EventType` strings. A breaking change is a new version (`.v2`), published beside
+the old one until every consumer has moved.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EventType(StrEnum):
+    POST_CREATED = "post.created.v1"
+    POST_DELETED = "post.deleted.v1"
+    POST_LIKED = "post.liked.v1"
+    POST_UNLIKED = "post.unliked.v1"
+    POST_FAVOURITED = "post.favourited.v1"
+    POST_UNFAVOURITED = "post.unfavourited.v1"
+    PERSON_UPDATED = "person.updated.v1"
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class PersonRef(Contract):
+    id: str = Field(description="stable user id (the token's `sub`)", min_length=1, max_length=200)
+    name: str = Field(description="display name at the time of the event", max_length=200)
+
+
+class EveryoneAudience(Contract):
+    type: Literal["everyone"] = Field(description="everyone in the organisation may see the post")
+
+
+Audience = Annotated[EveryoneAudience, Field(discriminator="type")]
+
+
+class PostCreatedV1(Contract):
+    post_id: uuid.UUID = Field(description="the new post")
+    author: PersonRef = Field(description="who wrote it")
+    kind: Literal["post", "question", "idea", "praise"] = Field(description="what sort of post")
+    body: str = Field(description="the text, 1-10,000 characters", max_length=10_000)
+    audience: Audience = Field(description="who may see the post")
+    created_at: datetime = Field(description="when the post was written")
+    version: int = Field(description="per-post version stamped by the posts service; higher wins", ge=1)
+
+
+class PostDeletedV1(Contract):
+    post_id: uuid.UUID = Field(description="the deleted post")
+    author_id: str = Field(description="who wrote it")
+    version: int = Field(description="per-post version stamped by the posts service; higher wins", ge=1)
+
+
+class ReactionChangedV1(Contract):
+    """Common shape of like, unlike, favourite and unfavourite: the actor and the post's resulting counts."""
+
+    post_id: uuid.UUID = Field(description="the post reacted to")
+    post_author_id: str = Field(description="who wrote the post: the one to notify")
+    actor: PersonRef = Field(description="who liked, unliked, favourited or unfavourited")
+    like_count: int = Field(description="the post's likes after this change", ge=0)
+    favourite_count: int = Field(description="the post's favourites after this change", ge=0)
+    version: int = Field(description="per-post reaction version stamped by the reactions service; higher wins", ge=1)
+    occurred_at: datetime = Field(description="when the reaction changed")
+
+
+class PostLikedV1(ReactionChangedV1):
+    pass
+
+
+class PostUnlikedV1(ReactionChangedV1):
+    pass
+
+
+class PostFavouritedV1(ReactionChangedV1):
+    pass
+
+
+class PostUnfavouritedV1(ReactionChangedV1):
+    pass
+
+
+class PersonUpdatedV1(Contract):
+    person_id: str = Field(description="stable user id (the token's `sub`)", min_length=1, max_length=200)
+    name: str = Field(description="display name", max_length=200)
+    email: str | None = Field(None, description="where email notifications go", max_length=320)
+    locale: str | None = Field(None, description="preferred language, e.g. nb or en", max_length=35)
+    version: int = Field(description="per-person version stamped by the people service; higher wins", ge=1)
+
+
+DATA_MODELS: dict[EventType, type[Contract]] = {
+    EventType.POST_CREATED: PostCreatedV1,
+    EventType.POST_DELETED: PostDeletedV1,
+    EventType.POST_LIKED: PostLikedV1,
+    EventType.POST_UNLIKED: PostUnlikedV1,
+    EventType.POST_FAVOURITED: PostFavouritedV1,
+    EventType.POST_UNFAVOURITED: PostUnfavouritedV1,
+    EventType.PERSON_UPDATED: PersonUpdatedV1,
+}
+
+
+class Envelope(BaseModel):
+    """CloudEvents 1.0 attributes around the typed payload. `id` is also the AMQP message_id."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    specversion: Literal["1.0"] = "1.0"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, description="unique per event; consumers dedupe on it")
+    type: EventType = Field(description="event type with its version; also the routing key")
+    source: str = Field(description="the service that published the event", min_length=1)
+    subject: str = Field(description="what the event is about, e.g. the post id", min_length=1)
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: dict[str, Any]
+
+    def payload(self) -> Contract:
+        """The data validated against the contract of this event type."""
+        return DATA_MODELS[self.type].model_validate(self.data)
+
+
+class Event(BaseModel):
+    """An envelope whose data has been validated: what consumers receive."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    envelope: Envelope
+    data: Contract
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.envelope.id
+
+    @property
+    def type(self) -> EventType:
+        return self.envelope.type
+
+
+def new_envelope(event_type: EventType, *, source: str, subject: str, data: Contract) -> Envelope:
+    if not isinstance(data, DATA_MODELS[event_type]):
+        raise TypeError(f"{event_type} carries {DATA_MODELS[event_type].__name__}, not {type(data).__name__}")
+    return Envelope(type=event_type, source=source, subject=subject, data=data.model_dump(mode="json"))
+
+
+def parse_event(body: bytes) -> Event:
+    """Validate a message body; raises pydantic.ValidationError or ValueError on a malformed event."""
+    envelope = Envelope.model_validate_json(body)
+    return Event(envelope=envelope, data=envelope.payload())

@@ -1,0 +1,77 @@
+"""Typed settings read from the environment (12-factor), shared by every service."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_JWT_SECRET = "tillit-development-secret-do-not-use-in-production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    environment: Literal["development", "production"] = Field(
+        "development", validation_alias="TILLIT_ENV", description="production refuses development defaults"
+    )
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/tillit"
+    rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    namespace: str = Field("tillit", validation_alias="TILLIT_NAMESPACE", pattern=r"^[a-z][a-z0-9_]{0,40}$")
+    smtp_url: str = "smtp://127.0.0.1:8025"
+    mail_from: str = "Tillit <tillit@localhost>"
+    jwt_secret: str = DEVELOPMENT_JWT_SECRET
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    gateway_port: int = 8000
+    public_url: str = "http://localhost:8000"
+    bind_host: str = Field("127.0.0.1", description="address the HTTP servers listen on; 0.0.0.0 in containers")
+
+    # Where the gateway finds each service; each service also listens on the port of its own URL.
+    people_url: str = "http://127.0.0.1:8001"
+    posts_url: str = "http://127.0.0.1:8002"
+    reactions_url: str = "http://127.0.0.1:8003"
+    notifications_url: str = "http://127.0.0.1:8004"
+
+    # Broker tuning: a message is dead-lettered after this many failed deliveries.
+    delivery_limit: int = Field(5, ge=1)
+    consumer_prefetch: int = Field(200, ge=1)
+    consumer_batch_size: int = Field(100, ge=1)
+    consumer_batch_wait_ms: float = Field(5.0, ge=0)
+    outbox_poll_seconds: float = Field(1.0, gt=0)
+
+    db_pool_size: int = Field(10, ge=1)
+    max_body_bytes: int = Field(128 * 1024, ge=1024)
+    dev_signin: bool = Field(True, validation_alias="TILLIT_DEV_SIGNIN")
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def refuse_development_defaults_in_production(self) -> Settings:
+        if self.environment == "production" and self.jwt_secret == DEVELOPMENT_JWT_SECRET and not self.jwt_jwks_url:
+            raise ValueError("JWT_SECRET is the development secret: set JWT_JWKS_URL or a real JWT_SECRET")
+        return self
+
+    @property
+    def production_issuer_configured(self) -> bool:
+        return self.environment == "production" or bool(self.jwt_issuer or self.jwt_jwks_url)
+
+    @property
+    def dev_signin_enabled(self) -> bool:
+        return self.dev_signin and not self.production_issuer_configured
+
+    def service_url(self, service: str) -> str:
+        return str(getattr(self, f"{service}_url"))
+
+    def service_port(self, service: str) -> int:
+        if service == "gateway":
+            return self.gateway_port
+        return urlsplit(self.service_url(service)).port or 80
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

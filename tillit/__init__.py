@@ -1,0 +1,1 @@
+"""Command line for developers and operators: `python -m tillit --help`."""
