@@ -1,0 +1,321 @@
+"""Runs the real system for tests and benchmarks: every service as its own process, on free ports,
+against a fresh database and a unique broker namespace, so a run never touches a `make run` instance.
+
+Also a TCP proxy that a test controls (after Shopify's Toxiproxy), to cut PostgreSQL or RabbitMQ for
+one system without root and without touching the shared servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email
+import email.policy
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import asyncpg
+import httpx
+from aiosmtpd.controller import Controller
+
+from shared.auth import Claims, mint_token
+from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ("people", "posts", "reactions", "notifications")
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def random_id(prefix: str = "u") -> str:
+    return f"{prefix}-{secrets.token_hex(6)}"
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to a target; `cut()` drops every connection and refuses new ones
+    until `restore()`, which is what a server restart looks like to a client."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._server: asyncio.base_events.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers.update((writer, up_writer))
+        tasks = [
+            asyncio.create_task(self._pipe(reader, up_writer)),
+            asyncio.create_task(self._pipe(up_reader, writer)),
+        ]
+        self._pipes.update(tasks)
+        for task in tasks:
+            task.add_done_callback(self._pipes.discard)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (OSError, asyncio.CancelledError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            with contextlib.suppress(Exception):
+                writer.transport.abort()
+        for task in list(self._pipes):
+            task.cancel()
+
+    async def restore(self) -> None:
+        if self._server is None:
+            self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port, reuse_address=True)
+
+    async def close(self) -> None:
+        await self.cut()
+
+
+class CapturingSmtp:
+    """An SMTP server the test starts; every message it accepts is kept in `messages`."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.messages: list[EmailMessage] = []
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+        content = envelope.original_content or envelope.content
+        self.messages.append(email.message_from_bytes(content, policy=email.policy.default))  # type: ignore[arg-type]
+        return "250 OK"
+
+    def start(self) -> None:
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+
+@dataclass
+class System:
+    """One isolated Tillit: its own database, namespace, ports, SMTP server and service processes."""
+
+    database_url: str = ""
+    rabbitmq_url: str = AMQP_URL
+    db_via: TcpProxy | None = None
+    amqp_via: TcpProxy | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    log_level: str = "WARNING"
+    name: str = field(default_factory=lambda: f"t{secrets.token_hex(4)}")
+    ports: dict[str, int] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    smtp: CapturingSmtp = field(default_factory=CapturingSmtp)
+    log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tillit-test-")))
+
+    @property
+    def namespace(self) -> str:
+        return f"test_{self.name}"
+
+    @property
+    def database(self) -> str:
+        return f"tillit_test_{self.name}"
+
+    @property
+    def direct_database_url(self) -> str:
+        return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{self.database}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['gateway']}"
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(**{"TILLIT_NAMESPACE": self.namespace})  # type: ignore[arg-type]
+
+    def env(self) -> dict[str, str]:
+        db_url = self.direct_database_url
+        if self.db_via is not None:
+            db_url = f"postgresql://postgres@127.0.0.1:{self.db_via.port}/{self.database}"
+        amqp_url = self.rabbitmq_url
+        if self.amqp_via is not None:
+            amqp_url = f"amqp://guest:guest@127.0.0.1:{self.amqp_via.port}/"
+        env = {
+            **os.environ,
+            "DATABASE_URL": db_url,
+            "RABBITMQ_URL": amqp_url,
+            "TILLIT_NAMESPACE": self.namespace,
+            "SMTP_URL": self.smtp.url,
+            "GATEWAY_PORT": str(self.ports["gateway"]),
+            "PUBLIC_URL": "http://tillit.test",
+            "LOG_LEVEL": self.log_level,
+            "OUTBOX_POLL_SECONDS": "0.5",
+            "PYTHONUNBUFFERED": "1",
+        }
+        for service in SERVICES:
+            env[f"{service.upper()}_URL"] = f"http://127.0.0.1:{self.ports[service]}"
+        env.update(self.extra_env)
+        return env
+
+    async def start(self) -> None:
+        self.ports = {name: free_port() for name in ("gateway", *SERVICES)}
+        self.smtp.start()
+        for service in ("gateway", *SERVICES):
+            self.start_process(service)
+        await self.wait_ready()
+
+    def start_process(self, service: str) -> None:
+        log = open(self.log_dir / f"{service}.log", "ab")  # noqa: SIM115 (lives as long as the process)
+        self.processes[service] = subprocess.Popen(
+            [sys.executable, "-m", f"services.{service}"], cwd=ROOT, env=self.env(), stdout=log, stderr=log
+        )
+
+    async def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        async with httpx.AsyncClient(timeout=3) as client:
+            while time.monotonic() < deadline:
+                for service, process in self.processes.items():
+                    if process.poll() is not None:
+                        raise RuntimeError(f"{service} exited with {process.returncode}:\n{self.log_tail(service)}")
+                try:
+                    reply = await client.get(f"{self.base_url}/api/ready")
+                    if reply.status_code == 200:
+                        return
+                    last = reply.json()
+                except httpx.HTTPError as exc:
+                    last = exc
+                await asyncio.sleep(0.2)
+        raise TimeoutError(f"system not ready after {timeout}s: {last}")
+
+    async def wait_service_ready(self, service: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=3) as client:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"http://127.0.0.1:{self.ports[service]}/ready")).status_code == 200:
+                        return
+                await asyncio.sleep(0.1)
+        raise TimeoutError(f"{service} not ready after {timeout}s:\n{self.log_tail(service)}")
+
+    def kill(self, service: str, sig: int = signal.SIGKILL) -> None:
+        process = self.processes[service]
+        process.send_signal(sig)
+        process.wait(timeout=30)
+
+    async def restart(self, service: str) -> None:
+        self.start_process(service)
+        await self.wait_service_ready(service)
+
+    def log_tail(self, service: str, lines: int = 40) -> str:
+        path = self.log_dir / f"{service}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    async def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.smtp.stop()
+        await drop_namespace(self.namespace, self.queue_names())
+        await drop_database(self.database)
+
+    def queue_names(self) -> list[str]:
+        from services.notifications.handlers import CONSUMERS as notifications
+        from services.people.handlers import CONSUMERS as people
+        from services.posts.handlers import CONSUMERS as posts
+        from services.reactions.handlers import CONSUMERS as reactions
+
+        names = []
+        for consumer in (*people, *posts, *reactions, *notifications):
+            names += [f"{self.namespace}.{consumer.name}", f"{self.namespace}.{consumer.name}.dlq"]
+        return [*names, f"{self.namespace}.unrouted"]
+
+    # Helpers for tests --------------------------------------------------------------------------------
+
+    def token(self, user_id: str | None = None, *, name: str | None = None, email: str | None = None, **extra: Any) -> str:
+        user_id = user_id or random_id()
+        claims = Claims(sub=user_id, name=name or f"Person {user_id}", email=email or f"{user_id}@tillit.test", **extra)
+        return mint_token(self.settings, claims)
+
+    def client(self, token: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=15)
+
+    async def db(self, schema: str) -> asyncpg.Connection:
+        return await asyncpg.connect(self.direct_database_url, server_settings={"search_path": schema})
+
+
+async def drop_database(name: str) -> None:
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def drop_namespace(namespace: str, queues: Iterable[str]) -> None:
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        for queue in queues:
+            channel = await connection.channel()
+            with contextlib.suppress(Exception):
+                await channel.queue_delete(queue)
+        for exchange in ("events", "unrouted", "dead-letter"):
+            channel = await connection.channel()
+            with contextlib.suppress(Exception):
+                await channel.exchange_delete(f"{namespace}.{exchange}")
+    finally:
+        await connection.close()
+
+
+async def eventually(check: Any, *, timeout: float = 10, interval: float = 0.05, message: str = "") -> Any:
+    """Await `check()` until it returns something truthy; the last value is in the error otherwise."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"not true after {timeout}s: {message} (last: {last!r})")
