@@ -121,28 +121,35 @@ class BodyLimitMiddleware:
             if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
                 await self._too_large(scope, send)
                 return
+        if any(name == b"content-length" for name, _ in scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        # A streamed body without a length: read it here, up to the limit, because FastAPI turns any
+        # error raised while it reads the body into a 400.
+        chunks: list[bytes] = []
         received = 0
-        response_started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            response_started = response_started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not response_started:
+            if message["type"] != "http.request":
+                return
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_bytes:
                 await self._too_large(scope, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
 
     async def _too_large(self, scope: Scope, send: Send) -> None:
         response = problem_response(
@@ -152,10 +159,6 @@ class BodyLimitMiddleware:
             instance=scope.get("path"),
         )
         await response(scope, _no_receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 async def _no_receive() -> Message:
