@@ -150,6 +150,7 @@ async def test_413_for_an_oversized_body(system: System) -> None:
     async with system.client(system.token()) as client:
         reply = await client.post("/api/posts", json={"body": "x" * 300_000})
         assert_problem(reply, 413)
+
         # Streamed without a Content-Length, too.
         async def chunks():
             for _ in range(40):

@@ -140,9 +140,13 @@ async def test_no_notification_for_your_own_post_and_unlike_leaves_the_group(sys
     await eventually(settled, message="count settles at the author's own like")
     conn = await system.db("notifications")
     try:
+
         async def applied() -> bool:
-            return bool(await conn.fetchval("SELECT count(*) = 1 FROM reaction_states WHERE post_id = $1",
-                                            uuid.UUID(post["id"])))
+            return bool(
+                await conn.fetchval(
+                    "SELECT count(*) = 1 FROM reaction_states WHERE post_id = $1", uuid.UUID(post["id"])
+                )
+            )
 
         await eventually(applied, message="unlike applied")
     finally:
