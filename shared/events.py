@@ -102,6 +102,17 @@ DATA_MODELS: dict[EventType, type[Contract]] = {
     EventType.PERSON_UPDATED: PersonUpdatedV1,
 }
 
+# Who owns (and alone publishes) each event type.
+PUBLISHERS: dict[EventType, str] = {
+    EventType.POST_CREATED: "posts",
+    EventType.POST_DELETED: "posts",
+    EventType.POST_LIKED: "reactions",
+    EventType.POST_UNLIKED: "reactions",
+    EventType.POST_FAVOURITED: "reactions",
+    EventType.POST_UNFAVOURITED: "reactions",
+    EventType.PERSON_UPDATED: "people",
+}
+
 
 class Envelope(BaseModel):
     """CloudEvents 1.0 attributes around the typed payload. `id` is also the AMQP message_id."""

@@ -89,12 +89,13 @@ def run() -> None:
         processes.append("mailcatcher")
         mail_note = f"email is caught locally: each message is saved in {ROOT / 'var' / 'mail'}"
     base = f"http://localhost:{settings.gateway_port}"
+    sign_in = f'POST {base}/api/dev/sign-in {{"user_id": "demo-ada"}}' if settings.dev_signin_enabled else "off"
     print(
         f"""
 Tillit is starting (namespace {settings.namespace!r}). Where to look:
   API docs          {base}/docs
   readiness         {base}/api/ready
-  development login {'POST ' + base + '/api/dev/sign-in {"user_id": "demo-ada"}' if settings.dev_signin_enabled else 'off'}
+  development login {sign_in}
   mail              {mail_note}
 Ctrl-C stops everything.
 """,
@@ -110,6 +111,8 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start the whole system in the foreground (what `make run` calls)")
     commands.add_parser("migrate", help="create the database if missing and apply every service's migrations")
+    spec = commands.add_parser("asyncapi", help="write the AsyncAPI document of the events to docs/asyncapi.json")
+    spec.add_argument("--check", action="store_true", help="only compare with the committed snapshot")
     catcher = commands.add_parser("mailcatcher", help="a development SMTP server that saves mail to var/mail")
     catcher.add_argument("--host", default="127.0.0.1")
     catcher.add_argument("--port", type=int, default=8025)
@@ -119,8 +122,19 @@ def main() -> None:
         run()
     elif args.command == "migrate":
         asyncio.run(migrate_all())
+    elif args.command == "asyncapi":
+        from tillit.asyncapi import SNAPSHOT, render, system_asyncapi
+
+        document = render(system_asyncapi())
+        if args.check:
+            same = SNAPSHOT.exists() and SNAPSHOT.read_bytes() == document
+            verdict = "is current" if same else "differs from the code: run python -m tillit asyncapi"
+            print(f"docs/asyncapi.json {verdict}")
+            sys.exit(0 if same else 1)
+        SNAPSHOT.write_bytes(document)
+        print(f"wrote {SNAPSHOT}")
     elif args.command == "mailcatcher":
         from tillit.mailcatcher import serve
 
         configure_logging("mailcatcher")
-        asyncio.run(serve(args.host, args.port, args.folder))
+        asyncio.run(serve(args.host, args.port, args.folder.absolute()))

@@ -33,7 +33,7 @@ class SaveToFolder:
 async def serve(host: str, port: int, folder: Path) -> None:
     controller = Controller(SaveToFolder(folder), hostname=host, port=port)
     controller.start()
-    log.info("mail catcher listening", extra={"smtp": f"{host}:{port}", "folder": str(folder.resolve())})
+    log.info("mail catcher listening", extra={"smtp": f"{host}:{port}", "folder": str(folder)})
     try:
         await asyncio.Event().wait()
     finally:
