@@ -37,7 +37,10 @@ def _envelope_model(event_type: EventType) -> type[BaseModel]:
         f"{data_model.__name__}Event",
         __base__=_EnvelopeFields,
         __doc__=f"The CloudEvents envelope of {event_type}.",
-        type=(Literal[event_type.value], Field(description="event type with version; also the routing key")),
+        type=(
+            Literal[event_type.value],  # type: ignore[arg-type]
+            Field(description="event type with version; also the routing key"),
+        ),
         data=(data_model, Field(description=data_model.__doc__ or f"the payload of {event_type}")),
     )
     return model

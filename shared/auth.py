@@ -47,7 +47,7 @@ class TokenVerifier:
         cached = self._cache.get(token)
         if cached is not None and cached[0] > now:
             return cached[1]
-        options = {"require": ["exp", "sub"]}
+        options: jwt.types.Options = {"require": ["exp", "sub"]}
         try:
             if self._jwks is not None:
                 key = self._jwks.get_signing_key_from_jwt(token).key

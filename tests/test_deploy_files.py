@@ -26,13 +26,19 @@ def test_every_service_runs_from_the_one_image_with_its_own_command() -> None:
 
 def test_settings_are_set_and_urls_agree_with_ports_and_health_checks() -> None:
     services = compose()["services"]
-    settings_fields = {
-        (field.validation_alias or name).upper() for name, field in Settings.model_fields.items()
-    }
+    settings_fields = {(field.validation_alias or name).upper() for name, field in Settings.model_fields.items()}
     for name in SERVICES:
         env = services[name]["environment"]
-        for variable in ("DATABASE_URL", "RABBITMQ_URL", "TILLIT_NAMESPACE", "SMTP_URL", "JWT_SECRET", "PUBLIC_URL",
-                         "GATEWAY_PORT", "BIND_HOST"):
+        for variable in (
+            "DATABASE_URL",
+            "RABBITMQ_URL",
+            "TILLIT_NAMESPACE",
+            "SMTP_URL",
+            "JWT_SECRET",
+            "PUBLIC_URL",
+            "GATEWAY_PORT",
+            "BIND_HOST",
+        ):
             assert variable in env, f"{name} lacks {variable}"
         assert set(env) - {"HEALTHCHECK_URL"} <= settings_fields, "a variable no setting reads"
         for other in SERVICES:

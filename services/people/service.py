@@ -29,7 +29,8 @@ async def sync_from_claims(pool: asyncpg.Pool, claims: Claims) -> Me:
             )
             envelope = new_envelope(EventType.PERSON_UPDATED, source=SOURCE, subject=claims.sub, data=event)
             await add_to_outbox(conn, envelope)
-            row = changed
+            row: asyncpg.Record | None = changed
         else:
             row = await repository.fetch_person(conn, claims.sub)
+    assert row is not None  # the upsert above created it, or it existed unchanged
     return Me(id=row["id"], name=row["name"], email=row["email"], locale=row["locale"])

@@ -24,7 +24,7 @@ POST_FROM = """
 async def insert_post(
     conn: Connection, *, post_id: uuid.UUID, author_id: str, kind: str, body: str, audience: dict[str, Any]
 ) -> asyncpg.Record:
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         "INSERT INTO posts (id, author_id, kind, body, audience) VALUES ($1, $2, $3, $4, $5)"
         " RETURNING id, created_at, version",
         post_id,
@@ -33,6 +33,8 @@ async def insert_post(
         body,
         audience,
     )
+    assert row is not None
+    return row
 
 
 async def fetch_post(conn: Connection, post_id: uuid.UUID) -> asyncpg.Record | None:

@@ -64,6 +64,7 @@ async def create_post(pool: asyncpg.Pool, *, author: Claims, request: CreatePost
         )
         await add_to_outbox(conn, new_envelope(EventType.POST_CREATED, source=SOURCE, subject=str(post_id), data=event))
         stored = await repository.fetch_post(conn, post_id)
+    assert stored is not None
     return _post_from_row(stored)
 
 
