@@ -73,7 +73,8 @@ async def ensure_database(dsn: str) -> bool:
         await admin.execute(f'CREATE DATABASE "{name}"')
         log.info("created database %s", name)
         return True
-    except asyncpg.DuplicateDatabaseError:
+    except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+        # Another replica created it at the same moment (PostgreSQL reports that race either way).
         return False
     finally:
         await admin.close()

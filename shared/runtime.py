@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -97,6 +98,7 @@ class Runtime:
             poll_seconds=self.settings.outbox_poll_seconds,
         )
         await self.relay.start()
+        self.background.append(InboxJanitor(self.pool))
         log.info("service started", extra={"consumers": [c.queue_name for c in self.consumers]})
 
     async def stop(self) -> None:
@@ -127,6 +129,35 @@ class Runtime:
         connected = self.connection is not None and not self.connection.is_closed and self.connection.connected.is_set()
         checks["rabbitmq"] = "ok" if connected else "unreachable"
         return checks
+
+
+class InboxJanitor:
+    """Forgets inbox rows once a redelivery of their event is no longer plausible, so the table stays small.
+
+    RabbitMQ redelivers within minutes and the outbox republishes at most a batch after a crash; two weeks
+    is far beyond either.
+    """
+
+    RETENTION = timedelta(days=14)
+    INTERVAL_SECONDS = 3600
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._task = asyncio.create_task(self._run(), name="inbox-janitor")
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with self._pool.acquire() as conn:
+                    await conn.execute("DELETE FROM inbox WHERE processed_at < now() - $1::interval", self.RETENTION)
+            except Exception as exc:
+                log.warning("could not prune the inbox: %r", exc)
+            await asyncio.sleep(self.INTERVAL_SECONDS)
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
 
 async def _until_reachable(what: str, attempt_once: Callable[[], Awaitable[Any]]) -> Any:
