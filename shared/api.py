@@ -10,12 +10,12 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from shared.events import EveryoneAudience
+from shared.events import Audience, EveryoneAudience
 from shared.http import ProblemError
 
 MAX_BODY_CHARS = 10_000
 PostKind = Literal["post", "question", "idea", "praise"]
-AudienceIn = Annotated[EveryoneAudience, Field(discriminator="type")]
+AudienceIn = Audience
 
 
 class Person(BaseModel):
@@ -26,6 +26,39 @@ class Person(BaseModel):
 class Me(Person):
     email: str | None = None
     locale: str | None = None
+
+
+Tag = Annotated[str, Field(min_length=1, max_length=50)]
+
+
+class Profile(Person):
+    title: str | None = None
+    department: str | None = None
+    location: str | None = None
+    bio: str | None = None
+    expertise: list[str] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=list)
+    photo_url: str | None = None
+    teams: list[str] = Field(default_factory=list)
+    followers_count: int = 0
+    following_count: int = 0
+    following: bool = Field(False, description="whether you follow them")
+    muted: bool = Field(False, description="whether you muted them (they are not told)")
+    blocked: bool = Field(False, description="whether you blocked them")
+
+
+class ProfileUpdate(BaseModel):
+    """The fields a person edits on their own profile; name, email and teams come from the identity provider."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(None, max_length=200)
+    department: str | None = Field(None, max_length=200)
+    location: str | None = Field(None, max_length=200)
+    bio: str | None = Field(None, max_length=2000)
+    expertise: list[Tag] | None = Field(None, max_length=30)
+    languages: list[Tag] | None = Field(None, max_length=20)
+    photo_url: str | None = Field(None, max_length=2000, pattern=r"^https?://\S+$")
 
 
 class CreatePost(BaseModel):
@@ -44,6 +77,12 @@ class CreatePost(BaseModel):
         if len(trimmed) > MAX_BODY_CHARS:
             raise ValueError(f"must be at most {MAX_BODY_CHARS} characters, got {len(trimmed)}")
         return trimmed
+
+
+class ChangeAudience(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    audience: AudienceIn
 
 
 class Post(BaseModel):

@@ -22,6 +22,14 @@ class EventType(StrEnum):
     POST_FAVOURITED = "post.favourited.v1"
     POST_UNFAVOURITED = "post.unfavourited.v1"
     PERSON_UPDATED = "person.updated.v1"
+    PERSON_FOLLOWED = "person.followed.v1"
+    PERSON_UNFOLLOWED = "person.unfollowed.v1"
+    PERSON_MUTED = "person.muted.v1"
+    PERSON_UNMUTED = "person.unmuted.v1"
+    PERSON_BLOCKED = "person.blocked.v1"
+    PERSON_UNBLOCKED = "person.unblocked.v1"
+    TEAM_MEMBERSHIP_CHANGED = "team.membership_changed.v1"
+    POST_AUDIENCE_CHANGED = "post.audience_changed.v1"
 
 
 class Contract(BaseModel):
@@ -37,7 +45,20 @@ class EveryoneAudience(Contract):
     type: Literal["everyone"] = Field(description="everyone in the organisation may see the post")
 
 
-Audience = Annotated[EveryoneAudience, Field(discriminator="type")]
+class TeamAudience(Contract):
+    type: Literal["team"] = Field(description="the members of one team may see the post")
+    team: str = Field(description="the team (a group from the identity provider)", min_length=1, max_length=200)
+
+
+class FollowersAudience(Contract):
+    type: Literal["followers"] = Field(description="the author's followers at the time of reading may see the post")
+
+
+class PrivateAudience(Contract):
+    type: Literal["private"] = Field(description="only the author may see the post (a draft)")
+
+
+Audience = Annotated[EveryoneAudience | TeamAudience | FollowersAudience | PrivateAudience, Field(discriminator="type")]
 
 
 class PostCreatedV1(Contract):
@@ -53,6 +74,13 @@ class PostCreatedV1(Contract):
 class PostDeletedV1(Contract):
     post_id: uuid.UUID = Field(description="the deleted post")
     author_id: str = Field(description="who wrote it")
+    version: int = Field(description="per-post version stamped by the posts service; higher wins", ge=1)
+
+
+class PostAudienceChangedV1(Contract):
+    post_id: uuid.UUID = Field(description="the post whose audience the author widened or narrowed")
+    author_id: str = Field(description="who wrote it")
+    audience: Audience = Field(description="who may see the post from now on")
     version: int = Field(description="per-post version stamped by the posts service; higher wins", ge=1)
 
 
@@ -89,7 +117,52 @@ class PersonUpdatedV1(Contract):
     name: str = Field(description="display name", max_length=200)
     email: str | None = Field(None, description="where email notifications go", max_length=320)
     locale: str | None = Field(None, description="preferred language, e.g. nb or en", max_length=35)
+    title: str | None = Field(None, description="job title", max_length=200)
+    department: str | None = Field(None, description="department", max_length=200)
+    location: str | None = Field(None, description="where they work", max_length=200)
+    bio: str | None = Field(None, description="a few words about themselves", max_length=2000)
+    expertise: list[str] = Field(default_factory=list, description="expertise tags")
+    languages: list[str] = Field(default_factory=list, description="languages they speak")
+    photo_url: str | None = Field(None, description="URL of their photo", max_length=2000)
     version: int = Field(description="per-person version stamped by the people service; higher wins", ge=1)
+
+
+class RelationChangedV1(Contract):
+    """Common shape of follow, mute and block and their undoing: who did it to whom, and the pair's version."""
+
+    actor_id: str = Field(description="who follows, mutes or blocks (or stops)", min_length=1, max_length=200)
+    target_id: str = Field(description="whom", min_length=1, max_length=200)
+    version: int = Field(description="per-pair version stamped by the people service; higher wins", ge=1)
+
+
+class PersonFollowedV1(RelationChangedV1):
+    pass
+
+
+class PersonUnfollowedV1(RelationChangedV1):
+    pass
+
+
+class PersonMutedV1(RelationChangedV1):
+    pass
+
+
+class PersonUnmutedV1(RelationChangedV1):
+    pass
+
+
+class PersonBlockedV1(RelationChangedV1):
+    pass
+
+
+class PersonUnblockedV1(RelationChangedV1):
+    pass
+
+
+class TeamMembershipChangedV1(Contract):
+    person_id: str = Field(description="whose teams changed", min_length=1, max_length=200)
+    teams: list[str] = Field(description="every team the person belongs to now (from the token's groups)")
+    version: int = Field(description="per-person team version stamped by the people service; higher wins", ge=1)
 
 
 DATA_MODELS: dict[EventType, type[Contract]] = {
@@ -100,6 +173,14 @@ DATA_MODELS: dict[EventType, type[Contract]] = {
     EventType.POST_FAVOURITED: PostFavouritedV1,
     EventType.POST_UNFAVOURITED: PostUnfavouritedV1,
     EventType.PERSON_UPDATED: PersonUpdatedV1,
+    EventType.PERSON_FOLLOWED: PersonFollowedV1,
+    EventType.PERSON_UNFOLLOWED: PersonUnfollowedV1,
+    EventType.PERSON_MUTED: PersonMutedV1,
+    EventType.PERSON_UNMUTED: PersonUnmutedV1,
+    EventType.PERSON_BLOCKED: PersonBlockedV1,
+    EventType.PERSON_UNBLOCKED: PersonUnblockedV1,
+    EventType.TEAM_MEMBERSHIP_CHANGED: TeamMembershipChangedV1,
+    EventType.POST_AUDIENCE_CHANGED: PostAudienceChangedV1,
 }
 
 # Who owns (and alone publishes) each event type.
@@ -111,6 +192,14 @@ PUBLISHERS: dict[EventType, str] = {
     EventType.POST_FAVOURITED: "reactions",
     EventType.POST_UNFAVOURITED: "reactions",
     EventType.PERSON_UPDATED: "people",
+    EventType.PERSON_FOLLOWED: "people",
+    EventType.PERSON_UNFOLLOWED: "people",
+    EventType.PERSON_MUTED: "people",
+    EventType.PERSON_UNMUTED: "people",
+    EventType.PERSON_BLOCKED: "people",
+    EventType.PERSON_UNBLOCKED: "people",
+    EventType.TEAM_MEMBERSHIP_CHANGED: "people",
+    EventType.POST_AUDIENCE_CHANGED: "posts",
 }
 
 

@@ -4,9 +4,11 @@ from services.posts import service
 from shared.consumer import EventConsumer
 from shared.directory import people_directory_consumer
 from shared.events import EventType
+from shared.graph import social_graph_consumer
 
 CONSUMERS = (
     people_directory_consumer("posts"),
+    social_graph_consumer("posts"),
     EventConsumer(
         name="posts.reaction-counts",
         event_types=[

@@ -37,23 +37,39 @@ async def insert_post(
     return row
 
 
-async def fetch_post(conn: Connection, post_id: uuid.UUID) -> asyncpg.Record | None:
+async def fetch_post(conn: Connection, post_id: uuid.UUID, *, viewer_id: str) -> asyncpg.Record | None:
+    """The post if it exists and the viewer is in its audience; outside it, the post does not exist."""
     return await conn.fetchrow(
-        f"SELECT {POST_COLUMNS} FROM {POST_FROM} WHERE p.id = $1 AND p.deleted_at IS NULL", post_id
+        f"""SELECT {POST_COLUMNS} FROM {POST_FROM}
+            WHERE p.id = $1 AND p.deleted_at IS NULL AND may_see($2, p.author_id, p.audience)""",
+        post_id,
+        viewer_id,
     )
 
 
-async def fetch_posts(conn: Connection, post_ids: Sequence[uuid.UUID]) -> list[asyncpg.Record]:
+async def fetch_posts(conn: Connection, post_ids: Sequence[uuid.UUID], *, viewer_id: str) -> list[asyncpg.Record]:
     return await conn.fetch(
-        f"SELECT {POST_COLUMNS} FROM {POST_FROM} WHERE p.id = ANY($1::uuid[]) AND p.deleted_at IS NULL",
+        f"""SELECT {POST_COLUMNS} FROM {POST_FROM}
+            WHERE p.id = ANY($1::uuid[]) AND p.deleted_at IS NULL AND may_see($2, p.author_id, p.audience)""",
         list(post_ids),
+        viewer_id,
     )
 
 
-async def lock_post(conn: Connection, post_id: uuid.UUID) -> asyncpg.Record | None:
+async def lock_post(conn: Connection, post_id: uuid.UUID, *, viewer_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        "SELECT id, author_id, version FROM posts WHERE id = $1 AND deleted_at IS NULL FOR UPDATE", post_id
+        """SELECT id, author_id, version FROM posts
+           WHERE id = $1 AND deleted_at IS NULL AND may_see($2, author_id, audience) FOR UPDATE""",
+        post_id,
+        viewer_id,
     )
+
+
+async def change_audience(conn: Connection, post_id: uuid.UUID, audience: dict[str, Any]) -> int:
+    version: int = await conn.fetchval(
+        "UPDATE posts SET audience = $2, version = version + 1 WHERE id = $1 RETURNING version", post_id, audience
+    )
+    return version
 
 
 async def mark_deleted(conn: Connection, post_id: uuid.UUID) -> int:

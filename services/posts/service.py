@@ -14,12 +14,15 @@ from shared.auth import Claims
 from shared.db import Connection
 from shared.directory import remember_person
 from shared.events import (
+    Audience,
     Event,
     EventType,
     PersonRef,
+    PostAudienceChangedV1,
     PostCreatedV1,
     PostDeletedV1,
     ReactionChangedV1,
+    TeamAudience,
     new_envelope,
 )
 from shared.http import ProblemError
@@ -45,7 +48,19 @@ def post_not_found(post_id: uuid.UUID) -> ProblemError:
     return ProblemError(404, "Not Found", f"post {post_id} does not exist")
 
 
+def _check_author_may_address(author: Claims, audience: Audience) -> None:
+    # The token's groups are the identity provider's word on membership at this moment.
+    if isinstance(audience, TeamAudience) and audience.team not in author.groups:
+        raise ProblemError(
+            422,
+            "Unprocessable Content",
+            "invalid input in body.audience.team: you can only post to a team you belong to",
+            errors=[{"field": "body.audience.team", "message": "you are not a member of this team", "type": "team"}],
+        )
+
+
 async def create_post(pool: asyncpg.Pool, *, author: Claims, request: CreatePost) -> Post:
+    _check_author_may_address(author, request.audience)
     post_id = uuid.uuid4()
     audience: dict[str, Any] = request.audience.model_dump()
     async with pool.acquire() as conn, conn.transaction():
@@ -63,29 +78,29 @@ async def create_post(pool: asyncpg.Pool, *, author: Claims, request: CreatePost
             version=row["version"],
         )
         await add_to_outbox(conn, new_envelope(EventType.POST_CREATED, source=SOURCE, subject=str(post_id), data=event))
-        stored = await repository.fetch_post(conn, post_id)
+        stored = await repository.fetch_post(conn, post_id, viewer_id=author.sub)
     assert stored is not None
     return _post_from_row(stored)
 
 
-async def get_post(pool: asyncpg.Pool, post_id: uuid.UUID) -> Post:
+async def get_post(pool: asyncpg.Pool, post_id: uuid.UUID, *, viewer: Claims) -> Post:
     async with pool.acquire() as conn:
-        row = await repository.fetch_post(conn, post_id)
+        row = await repository.fetch_post(conn, post_id, viewer_id=viewer.sub)
     if row is None:
         raise post_not_found(post_id)
     return _post_from_row(row)
 
 
-async def get_posts(pool: asyncpg.Pool, post_ids: Sequence[uuid.UUID]) -> list[Post]:
-    """The posts that exist, in the order asked for."""
+async def get_posts(pool: asyncpg.Pool, post_ids: Sequence[uuid.UUID], *, viewer: Claims) -> list[Post]:
+    """The posts that exist and the viewer may see, in the order asked for."""
     async with pool.acquire() as conn:
-        rows = {row["id"]: row for row in await repository.fetch_posts(conn, post_ids)}
+        rows = {row["id"]: row for row in await repository.fetch_posts(conn, post_ids, viewer_id=viewer.sub)}
     return [_post_from_row(rows[post_id]) for post_id in post_ids if post_id in rows]
 
 
 async def delete_post(pool: asyncpg.Pool, *, post_id: uuid.UUID, user: Claims) -> None:
     async with pool.acquire() as conn, conn.transaction():
-        post = await repository.lock_post(conn, post_id)
+        post = await repository.lock_post(conn, post_id, viewer_id=user.sub)
         if post is None:
             raise post_not_found(post_id)
         if post["author_id"] != user.sub:
@@ -93,6 +108,24 @@ async def delete_post(pool: asyncpg.Pool, *, post_id: uuid.UUID, user: Claims) -
         version = await repository.mark_deleted(conn, post_id)
         event = PostDeletedV1(post_id=post_id, author_id=post["author_id"], version=version)
         await add_to_outbox(conn, new_envelope(EventType.POST_DELETED, source=SOURCE, subject=str(post_id), data=event))
+
+
+async def change_audience(pool: asyncpg.Pool, *, post_id: uuid.UUID, user: Claims, audience: Audience) -> Post:
+    """The author widens or narrows who may see the post; every service follows by event."""
+    _check_author_may_address(user, audience)
+    async with pool.acquire() as conn, conn.transaction():
+        post = await repository.lock_post(conn, post_id, viewer_id=user.sub)
+        if post is None:
+            raise post_not_found(post_id)
+        if post["author_id"] != user.sub:
+            raise ProblemError(403, "Forbidden", "only the author can change who sees a post")
+        version = await repository.change_audience(conn, post_id, audience.model_dump())
+        event = PostAudienceChangedV1(post_id=post_id, author_id=user.sub, audience=audience, version=version)
+        envelope = new_envelope(EventType.POST_AUDIENCE_CHANGED, source=SOURCE, subject=str(post_id), data=event)
+        await add_to_outbox(conn, envelope)
+        stored = await repository.fetch_post(conn, post_id, viewer_id=user.sub)
+    assert stored is not None
+    return _post_from_row(stored)
 
 
 async def apply_reaction_counts(conn: Connection, events: Sequence[Event]) -> None:
