@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     posts_url: str = "http://127.0.0.1:8002"
     reactions_url: str = "http://127.0.0.1:8003"
     notifications_url: str = "http://127.0.0.1:8004"
+    feeds_url: str = "http://127.0.0.1:8005"
+    search_url: str = "http://127.0.0.1:8006"
 
     # Broker tuning: a message is dead-lettered after this many failed deliveries.
     delivery_limit: int = Field(5, ge=1)

@@ -32,9 +32,10 @@ from aiosmtpd.controller import Controller
 
 from shared.auth import Claims, mint_token
 from shared.settings import Settings
+from tillit.catalog import BACKEND_SERVICES, all_consumers
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("people", "posts", "reactions", "notifications")
+SERVICES = BACKEND_SERVICES
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
@@ -261,13 +262,8 @@ class System:
         await drop_database(self.database)
 
     def queue_names(self) -> list[str]:
-        from services.notifications.handlers import CONSUMERS as notifications
-        from services.people.handlers import CONSUMERS as people
-        from services.posts.handlers import CONSUMERS as posts
-        from services.reactions.handlers import CONSUMERS as reactions
-
         names = []
-        for consumer in (*people, *posts, *reactions, *notifications):
+        for consumer in (c for consumers in all_consumers().values() for c in consumers):
             names += [f"{self.namespace}.{consumer.name}", f"{self.namespace}.{consumer.name}.dlq"]
         return [*names, f"{self.namespace}.unrouted"]
 

@@ -7,17 +7,14 @@ from typing import Any
 
 import orjson
 
-from services.notifications.handlers import CONSUMERS as NOTIFICATIONS
-from services.people.handlers import CONSUMERS as PEOPLE
-from services.posts.handlers import CONSUMERS as POSTS
-from services.reactions.handlers import CONSUMERS as REACTIONS
 from shared.asyncapi import build_asyncapi
+from tillit.catalog import all_consumers
 
 SNAPSHOT = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.json"
 
 
 def system_asyncapi() -> dict[str, Any]:
-    return build_asyncapi({"people": PEOPLE, "posts": POSTS, "reactions": REACTIONS, "notifications": NOTIFICATIONS})
+    return build_asyncapi(all_consumers())
 
 
 def render(document: dict[str, Any]) -> bytes:

@@ -17,9 +17,10 @@ import asyncpg
 from shared import db
 from shared.logs import configure_logging
 from shared.settings import get_settings
+from tillit.catalog import BACKEND_SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("people", "posts", "reactions", "notifications")
+SERVICES = BACKEND_SERVICES
 DEFAULT_CATCHER = "smtp://127.0.0.1:8025"
 
 

@@ -1,0 +1,3 @@
+from services.feeds.main import main
+
+main()

@@ -1,0 +1,5 @@
+"""Event subscribers of the feeds service."""
+
+from shared.consumer import EventConsumer
+
+CONSUMERS: tuple[EventConsumer, ...] = ()

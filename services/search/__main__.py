@@ -1,0 +1,3 @@
+from services.search.main import main
+
+main()

@@ -1,0 +1,5 @@
+"""Event subscribers of the search service."""
+
+from shared.consumer import EventConsumer
+
+CONSUMERS: tuple[EventConsumer, ...] = ()
