@@ -134,6 +134,14 @@ class ConsumerRunner:
         except (ValidationError, ValueError) as exc:
             await self._dead_letter(message, reason=f"malformed event: {_short(exc)}")
             return
+        if event.type not in self.consumer.event_types:
+            # The routing key is the event type, and handlers are written for the types bound; an envelope
+            # of another type (its producer's routing key and type disagree) can never be applied. Without
+            # this check the handler failed on it `delivery_limit` times, each time splitting its batch, and
+            # the dead letter's reason was a bare "AssertionError".
+            reason = f"malformed event: type {event.type} arrived with routing key {message.routing_key}"
+            await self._dead_letter(message, reason=reason)
+            return
         await self._deliveries.put(_Delivery(event, message))
 
     async def _next_batch(self) -> list[_Delivery]:
