@@ -1,0 +1,226 @@
+"""The figures beside their limits from the same run: a table on stdout, build/bench.json and
+docs/benchmarks.md (the generated part, followed by bench/NOTES.md, the hand-written analysis)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+NOTES = Path(__file__).parent / "NOTES.md"
+
+# The aims of the issue, each a ratio or a latency; consumers are held to half of pipeline_batched.
+AIM_LIKES_RATIO = 0.30
+AIM_NOTIFICATION_P99_MS = 250.0
+AIM_CONSUMER_RATIO = 0.50
+AIMED_CONSUMERS = ("posts.reaction-counts", "notifications.reactions", "reactions.posts")
+
+
+def fmt(x: float | None) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:,.2f}" if abs(x) < 100 else f"{x:,.0f}"
+
+
+def _limit(limits: dict[str, Any], name: str, key: str = "value") -> float | None:
+    result = limits.get("results", {}).get(name)
+    return None if result is None else result.get(key)
+
+
+def _ratio(value: float | None, limit: float | None) -> float | None:
+    if value is None or not limit or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value / limit
+
+
+def rows(bench: dict[str, Any], limits: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per figure: what, value, range, unit, the limit it is compared with, the ratio, the aim."""
+    out: list[dict[str, Any]] = []
+
+    def add(what: str, value: float | None, unit: str, limit_name: str, limit_key: str = "value", **extra: Any) -> None:
+        limit = _limit(limits, limit_name, limit_key) if limit_name else None
+        shown = limit_name if limit_key == "value" else f"{limit_name} {limit_key.removesuffix('_ms')}"
+        out.append(
+            {
+                "what": what,
+                "value": value,
+                "unit": unit,
+                "limit_name": shown if limit_name else "",
+                "limit": limit,
+                "ratio": _ratio(value, limit),
+                **extra,
+            }
+        )
+
+    closed, paced, e2e = bench["closed"], bench["paced"], bench["e2e"]
+    add(
+        "likes through the gateway, closed loop, 64 connections",
+        closed["rate"],
+        "likes/s",
+        "http_like_bare",
+        range=(closed["rate_min"], closed["rate_max"]),
+        aim=f">= {AIM_LIKES_RATIO:.2f} x",
+        met=(_ratio(closed["rate"], _limit(limits, "http_like_bare")) or 0.0) >= AIM_LIKES_RATIO,
+    )
+    add("  HTTP latency p50 (closed loop)", closed["p50_ms"], "ms", "http_like_bare", "p50_ms")
+    add("  HTTP latency p99 (closed loop)", closed["p99_ms"], "ms", "http_like_bare", "p99_ms")
+    add(
+        f"likes, open loop paced at {fmt(paced['offered_rate'])}/s (half the sustained rate)",
+        paced["rate"],
+        "likes/s",
+        "http_like_bare",
+        range=(paced["rate_min"], paced["rate_max"]),
+    )
+    add("  HTTP latency p50 (paced)", paced["p50_ms"], "ms", "http_like_bare", "p50_ms")
+    add("  HTTP latency p99 (paced)", paced["p99_ms"], "ms", "http_like_bare", "p99_ms")
+    add(f"like -> count visible in GET, p50 ({e2e['samples']} samples)", e2e["count_p50_ms"], "ms", "amqp_latency")
+    add("like -> count visible in GET, p99", e2e["count_p99_ms"], "ms", "amqp_latency", "p99_ms")
+    add("like -> notification row, p50", e2e["notification_p50_ms"], "ms", "amqp_latency")
+    add(
+        "like -> notification row, p99",
+        e2e["notification_p99_ms"],
+        "ms",
+        "amqp_latency",
+        "p99_ms",
+        aim=f"< {AIM_NOTIFICATION_P99_MS:.0f} ms",
+        met=e2e["notification_p99_ms"] is not None and e2e["notification_p99_ms"] < AIM_NOTIFICATION_P99_MS,
+    )
+    for drain in bench["drains"]:
+        aimed = drain["consumer"] in AIMED_CONSUMERS
+        batched = _limit(limits, "pipeline_batched")
+        ratio = _ratio(drain["rate"], batched)
+        add(
+            f"drain {drain['consumer']} ({drain['events']:,} events)",
+            drain["rate"],
+            "events/s",
+            "pipeline_batched",
+            aim=f">= {AIM_CONSUMER_RATIO:.2f} x" if aimed else "",
+            met=(ratio is not None and ratio >= AIM_CONSUMER_RATIO) if aimed else None,
+            per_event_ratio=_ratio(drain["rate"], _limit(limits, "pipeline_per_event")),
+        )
+    return out
+
+
+def table(bench: dict[str, Any], limits: dict[str, Any]) -> str:
+    lines = [
+        f"{'figure':<62} {'value':>9} {'unit':<8} {'limit':<24} {'limit':>8} {'ratio':>7}  aim",
+    ]
+    for r in rows(bench, limits):
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        aim = ""
+        if r.get("aim"):
+            aim = f"{r['aim']}: {'met' if r.get('met') else 'MISSED'}"
+        extra = f" (per_event {r['per_event_ratio']:.2f})" if r.get("per_event_ratio") else ""
+        lines.append(
+            f"{r['what']:<62} {fmt(r['value']):>9} {r['unit']:<8} {r['limit_name']:<24} {fmt(r['limit']):>8}"
+            f" {ratio:>7}  {aim}{extra}"
+        )
+    return "\n".join(lines)
+
+
+def _cpu_line(cpu: dict[str, float]) -> str:
+    order = ["gateway", "reactions", "posts", "notifications", "people", "postgres", "rabbitmq", "loadgen", "bench"]
+    shown = [g for g in order if g in cpu] + [g for g in ("other", "machine_busy") if g in cpu]
+    return ", ".join(f"{g} {cpu[g]:.0f}" for g in shown)
+
+
+def markdown(bench: dict[str, Any], limits: dict[str, Any]) -> str:
+    machine = limits.get("machine", {})
+    packages = machine.get("packages", {})
+    speedups = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in machine.get("speedups", {}).items())
+    out = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (bench/); the analysis after the tables is bench/NOTES.md. Each figure is",
+        "beside the machine's raw limit **measured in the same run** by ../shared/limits/measure.py, as a ratio",
+        "(throughputs: figure / limit; latencies: a multiple of the limit, 2.0 = twice as slow).",
+        "",
+        f"- **Command:** `{bench['command']}`",
+        f"- **Date:** {bench['started_at']} (bench took {bench['duration_s']:.0f} s, limits included)",
+        f"- **Limits:** `{limits.get('command', '?')}` ({limits.get('mode', '?')} mode, "
+        f"started {limits.get('started_at', '?')})",
+        f"- **Machine:** {machine.get('cpus', '?')} CPUs, RabbitMQ {machine.get('rabbitmq', '?')}, "
+        f"PostgreSQL {machine.get('postgresql', '?')}, Python {machine.get('python', '?')}; {speedups}",
+        "- **Packages:** " + ", ".join(f"{k} {v}" for k, v in packages.items()),
+        "",
+        "Throughputs are the **median** of the run's windows (min-max beside them); latencies are the median of",
+        "the windows' percentiles, except end-to-end, which are percentiles over all samples.",
+        "",
+        "## Figures",
+        "",
+        "| figure | value | min-max | unit | limit (same run) | limit value | ratio | aim |",
+        "|---|---:|---|---|---|---:|---:|---|",
+    ]
+    for r in rows(bench, limits):
+        rng = f"{fmt(r['range'][0])}-{fmt(r['range'][1])}" if r.get("range") else ""
+        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        if r.get("per_event_ratio"):
+            ratio += f" ({r['per_event_ratio']:.2f} of `pipeline_per_event`)"
+        aim = f"{r['aim']}: **{'met' if r.get('met') else 'missed'}**" if r.get("aim") else ""
+        limit_name = f"`{r['limit_name']}`" if r["limit_name"] else ""
+        out.append(
+            f"| {r['what'].strip()} | **{fmt(r['value'])}** | {rng} | {r['unit']} | {limit_name} "
+            f"| {fmt(r['limit'])} | {ratio} | {aim} |"
+        )
+    e2e = bench["e2e"]
+    out += [
+        "",
+        f"End-to-end samples: {e2e['samples']} likes (1 in {bench['settings']['sample_every']} of the paced load,"
+        f" each on a post of its own), {e2e['missing']} not seen within the time limit; HTTP latency of the sampled"
+        f" PUTs p50 {fmt(e2e['http_p50_ms'])} ms, p99 {fmt(e2e['http_p99_ms'])} ms.",
+        "",
+        "## Aims",
+        "",
+        "| aim | figure | met |",
+        "|---|---|---|",
+    ]
+    for aim in bench["aims"]:
+        out.append(f"| {aim['aim']} | {aim['figure']} | {'yes' if aim['met'] else '**no**'} |")
+    out += [
+        "",
+        "## Who used the CPU",
+        "",
+        "Percent of one core (the machine has "
+        f"{machine.get('cpus', '?')} cores, so {100 * int(machine.get('cpus', 2) or 2)} is all of it), median of the"
+        " windows; `bench` is the process that samples end-to-end latency and times the drains.",
+        "",
+        "| phase | CPU |",
+        "|---|---|",
+        f"| closed loop | {_cpu_line(bench['closed']['cpu'])} |",
+        f"| paced | {_cpu_line(bench['paced']['cpu'])} |",
+    ]
+    for drain in bench["drains"]:
+        out.append(f"| drain {drain['consumer']} | {_cpu_line(drain['cpu'])} |")
+    out += ["", "## Consistency after the load", ""]
+    for key, value in bench["consistency"].items():
+        out.append(f"- {key}: {value}")
+    limit_rows = [
+        f"| `{name}` | {fmt(r['value'])} | {fmt(r['min'])}-{fmt(r['max'])} | {r['unit']} |"
+        + (f" p50 {fmt(r.get('p50_ms'))} ms, p99 {fmt(r.get('p99_ms'))} ms |" if "p99_ms" in r else " |")
+        for name, r in limits.get("results", {}).items()
+    ]
+    out += [
+        "",
+        "## The limits of this run",
+        "",
+        "| limit | median | min-max | unit | beside it |",
+        "|---|---:|---|---|---|",
+        *limit_rows,
+    ]
+    if limits.get("errors"):
+        out += ["", "Failed limit measurements: " + "; ".join(f"{k}: {v}" for k, v in limits["errors"].items())]
+    out.append("")
+    if NOTES.exists():
+        out += [NOTES.read_text().rstrip(), ""]
+    return "\n".join(out)
+
+
+def aims(bench: dict[str, Any], limits: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for r in rows(bench, limits):
+        if r.get("aim"):
+            figure = f"{fmt(r['value'])} {r['unit']}"
+            if r["ratio"] is not None:
+                figure += f" = {r['ratio']:.2f} x `{r['limit_name']}`"
+            out.append({"aim": f"{r['what'].strip()} {r['aim']}", "figure": figure, "met": bool(r.get("met"))})
+    return out
