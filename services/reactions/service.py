@@ -23,7 +23,6 @@ from shared.api import (
 )
 from shared.auth import Claims
 from shared.db import Connection
-from shared.directory import remember_person
 from shared.events import (
     Event,
     EventType,
@@ -38,7 +37,6 @@ from shared.events import (
     new_envelope,
 )
 from shared.http import ProblemError
-from shared.outbox import add_to_outbox
 
 SOURCE = "reactions"
 
@@ -73,30 +71,38 @@ async def set_reaction(
     pool: asyncpg.Pool, reaction: Reaction, *, post_id: uuid.UUID, user: Claims, on: bool
 ) -> tuple[bool, int, int]:
     """Like/favourite (on) or take it back (off); idempotent. Returns (state, like_count, favourite_count)."""
+    event_type, model = _EVENTS[(reaction, on)]
+    # The event as the contract renders it; the statement fills in the author, the counts and the
+    # version it computes (zero and one here only to pass validation), and queues it only on a change.
+    template = new_envelope(
+        event_type,
+        source=SOURCE,
+        subject=str(post_id),
+        data=model(
+            post_id=post_id,
+            post_author_id="",
+            actor=PersonRef(id=user.sub, name=user.name),
+            like_count=0,
+            favourite_count=0,
+            version=1,
+            occurred_at=datetime.now(UTC),
+        ),
+    )
     for attempt in range(2):
-        async with pool.acquire() as conn, conn.transaction():
-            post = await repository.find_post(conn, post_id, lock=True)
-            if post is not None:
-                if on:
-                    await remember_person(conn, person_id=user.sub, name=user.name)
-                    row = await repository.add_reaction(conn, reaction, post_id=post_id, user_id=user.sub)
-                else:
-                    row = await repository.remove_reaction(conn, reaction, post_id=post_id, user_id=user.sub)
-                if row is None:  # never reacted to, and nothing to take back
-                    return on, 0, 0
-                if row["changed"]:
-                    event_type, model = _EVENTS[(reaction, on)]
-                    event = model(
-                        post_id=post_id,
-                        post_author_id=post["author_id"],
-                        actor=PersonRef(id=user.sub, name=user.name),
-                        like_count=row["like_count"],
-                        favourite_count=row["favourite_count"],
-                        version=row["version"],
-                        occurred_at=datetime.now(UTC),
-                    )
-                    await add_to_outbox(conn, new_envelope(event_type, source=SOURCE, subject=str(post_id), data=event))
-                return on, row["like_count"], row["favourite_count"]
+        async with pool.acquire() as conn:
+            row = await repository.change_reaction(
+                conn,
+                reaction,
+                on=on,
+                post_id=post_id,
+                user_id=user.sub,
+                user_name=user.name,
+                event_id=template.id,
+                routing_key=str(event_type),
+                event_template=template.model_dump_json(),
+            )
+        if row is not None:
+            return on, row["like_count"], row["favourite_count"]
         if attempt == 0:
             await _wait_for_post(pool, post_id)
     raise post_not_found(post_id)
