@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
+import asyncpg
 import orjson
 
 from services.search.projection import PostState
 from shared.db import Connection
 from shared.events import PersonUpdatedV1
+
+# A short text is shown whole (a person's name, title and expertise; a post up to SHORT_POST_CHARS).
+WHOLE_HEADLINE_OPTIONS = "StartSel=<mark>, StopSel=</mark>, HighlightAll=true"
+# A long post shows the fragments around its matches. ShortWord=0 keeps short words such as "Vi" that the
+# default trims from the ends of a fragment.
+FRAGMENTS_HEADLINE_OPTIONS = (
+    'StartSel=<mark>, StopSel=</mark>, MaxFragments=3, MaxWords=30, MinWords=10, ShortWord=0, FragmentDelimiter=" … "'
+)
+SHORT_POST_CHARS = 300
 
 
 async def upsert_posts(conn: Connection, states: Sequence[PostState]) -> None:
@@ -58,4 +70,107 @@ async def upsert_people(conn: Connection, people: Sequence[PersonUpdatedV1]) -> 
         [p.title for p in people],
         [orjson.dumps(p.expertise).decode() for p in people],
         [p.version for p in people],
+    )
+
+
+async def search_posts(
+    conn: Connection,
+    *,
+    query: str,
+    viewer_id: str,
+    after: tuple[float, datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Posts matching `query` in Norwegian or English that the viewer may see, best first, then newest.
+
+    A post's rank is that of the language in which it matches better, and its headline is cut in that
+    language, so the words highlighted are the ones that matched. Headlines are made for the page only:
+    ts_headline is by far the most expensive part.
+    """
+    return await conn.fetch(
+        """WITH hits AS (
+               SELECT p.id, p.created_at, p.body, q.norwegian_query, q.english_query,
+                      CASE WHEN p.norwegian @@ q.norwegian_query
+                           THEN ts_rank_cd(p.norwegian, q.norwegian_query, 1) ELSE 0 END AS norwegian_rank,
+                      CASE WHEN p.english @@ q.english_query
+                           THEN ts_rank_cd(p.english, q.english_query, 1) ELSE 0 END AS english_rank
+               FROM (SELECT websearch_to_tsquery('norwegian', $1) AS norwegian_query,
+                            websearch_to_tsquery('english', $1) AS english_query) q
+               JOIN posts p ON p.norwegian @@ q.norwegian_query OR p.english @@ q.english_query
+               WHERE NOT p.deleted AND p.body IS NOT NULL AND may_see($2, p.author_id, p.audience)
+           ), page AS (
+               SELECT *, greatest(norwegian_rank, english_rank)::real AS rank FROM hits
+               WHERE $3::real IS NULL
+                  OR (greatest(norwegian_rank, english_rank)::real, created_at, id) < ($3::real, $4, $5)
+               ORDER BY rank DESC, created_at DESC, id DESC
+               LIMIT $6
+           )
+           SELECT id, created_at, rank,
+                  CASE WHEN norwegian_rank >= english_rank
+                       THEN ts_headline('norwegian', escape_html(body), norwegian_query, options)
+                       ELSE ts_headline('english', escape_html(body), english_query, options) END AS headline
+           FROM page
+           CROSS JOIN LATERAL (SELECT CASE WHEN char_length(body) <= $7 THEN $8 ELSE $9 END AS options) o
+           ORDER BY rank DESC, created_at DESC, id DESC""",
+        query,
+        viewer_id,
+        after[0] if after else None,
+        after[1] if after else None,
+        after[2] if after else None,
+        limit,
+        SHORT_POST_CHARS,
+        WHOLE_HEADLINE_OPTIONS,
+        FRAGMENTS_HEADLINE_OPTIONS,
+    )
+
+
+async def search_people(
+    conn: Connection,
+    *,
+    query: str,
+    name_prefixes: Sequence[str],
+    viewer_id: str,
+    after: tuple[float, str, str] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """People whose name begins with the words typed, or whose name, title or expertise matches `query`.
+
+    `name_prefixes` must be words of letters and digits only (service.prefix_words): they are joined into
+    tsquery syntax here. People who blocked the viewer, or whom the viewer blocked, are not found.
+    """
+    prefix_query = " & ".join(f"{word}:*" for word in name_prefixes)
+    return await conn.fetch(
+        """WITH hits AS (
+               SELECT p.id, p.name, p.title, p.expertise, q.query,
+                      -- Ranked by the reading that matches best. One rank of the three combined would not do:
+                      -- ts_rank of an OR of ANDs is 0 when one of them does not match.
+                      greatest(CASE WHEN p.document @@ q.prefixes THEN ts_rank(p.document, q.prefixes) ELSE 0 END,
+                               CASE WHEN p.document @@ q.norwegian THEN ts_rank(p.document, q.norwegian) ELSE 0 END,
+                               CASE WHEN p.document @@ q.english THEN ts_rank(p.document, q.english) ELSE 0 END
+                      )::real AS rank
+               FROM (SELECT prefixes, norwegian, english, prefixes || norwegian || english AS query
+                     FROM (SELECT to_tsquery('simple', $1) AS prefixes,
+                                  websearch_to_tsquery('norwegian', $2) AS norwegian,
+                                  websearch_to_tsquery('english', $2) AS english) readings) q
+               JOIN people p ON p.document @@ q.query
+               WHERE NOT blocked_between($3, p.id)
+           ), page AS (
+               SELECT * FROM hits
+               WHERE $4::real IS NULL OR rank < $4::real OR (rank = $4::real AND (name, id) > ($5, $6))
+               ORDER BY rank DESC, name, id
+               LIMIT $7
+           )
+           SELECT id, name, title, expertise, rank,
+                  ts_headline('norwegian', escape_html(concat_ws(' · ', name, title, array_to_string(expertise, ', '))),
+                              query, $8) AS headline
+           FROM page
+           ORDER BY rank DESC, name, id""",
+        prefix_query,
+        query,
+        viewer_id,
+        after[0] if after else None,
+        after[1] if after else None,
+        after[2] if after else None,
+        limit,
+        WHOLE_HEADLINE_OPTIONS,
     )
