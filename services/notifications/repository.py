@@ -142,6 +142,124 @@ async def queue_email(
     )
 
 
+# Set-based forms of the statements above, for a batch of reaction events (service.apply_reactions).
+
+
+async def advance_reaction_states(
+    conn: Connection, states: Sequence[tuple[uuid.UUID, str, str, bool, int]]
+) -> set[tuple[uuid.UUID, str, str]]:
+    """advance_reaction_state for many (post, actor, kind, active, version) at once, each key at most
+    once; returns the keys whose state was newer than the one applied."""
+    rows = await conn.fetch(
+        """INSERT INTO reaction_states AS s (post_id, actor_id, kind, active, version)
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bool[], $5::bigint[])
+           ON CONFLICT (post_id, actor_id, kind) DO UPDATE SET active = excluded.active, version = excluded.version
+           WHERE s.version < excluded.version
+           RETURNING post_id, actor_id, kind""",
+        *(list(column) for column in zip(*states, strict=True)),
+    )
+    return {(r["post_id"], r["actor_id"], r["kind"]) for r in rows}
+
+
+async def remove_actors_from_open_groups(conn: Connection, removals: Sequence[tuple[str, uuid.UUID, str, str]]) -> None:
+    """remove_actor_from_open_group for many (recipient, post, kind, actor) at once."""
+    recipients, posts, kinds, actors = (list(column) for column in zip(*removals, strict=True))
+    await conn.execute(
+        """DELETE FROM notification_actors a
+           USING notifications n,
+                 unnest($1::text[], $2::uuid[], $3::text[], $4::text[]) AS r(recipient_id, post_id, kind, actor_id)
+           WHERE a.notification_id = n.id AND n.is_open
+             AND n.recipient_id = r.recipient_id AND n.post_id = r.post_id AND n.kind = r.kind
+             AND a.actor_id = r.actor_id""",
+        recipients,
+        posts,
+        kinds,
+        actors,
+    )
+    await conn.execute(
+        """DELETE FROM notifications n
+           USING unnest($1::text[], $2::uuid[], $3::text[]) AS r(recipient_id, post_id, kind)
+           WHERE n.is_open AND n.recipient_id = r.recipient_id AND n.post_id = r.post_id AND n.kind = r.kind
+             AND NOT EXISTS (SELECT 1 FROM notification_actors a WHERE a.notification_id = n.id)""",
+        recipients,
+        posts,
+        kinds,
+    )
+
+
+async def groups_as_found(conn: Connection, groups: Sequence[tuple[str, uuid.UUID, str]]) -> list[asyncpg.Record]:
+    """For each (recipient, post, kind): whether the post is deleted, and since when its group is open
+    (NULL: no open group)."""
+    return await conn.fetch(
+        """SELECT g.recipient_id, g.post_id, g.kind, coalesce(p.deleted, false) AS post_deleted,
+                  n.created_at AS open_since
+           FROM unnest($1::text[], $2::uuid[], $3::text[]) AS g(recipient_id, post_id, kind)
+           LEFT JOIN posts p ON p.id = g.post_id
+           LEFT JOIN notifications n
+             ON n.recipient_id = g.recipient_id AND n.post_id = g.post_id AND n.kind = g.kind AND n.is_open""",
+        *(list(column) for column in zip(*groups, strict=True)),
+    )
+
+
+async def close_groups(conn: Connection, closes: Sequence[tuple[str, uuid.UUID, str, datetime]]) -> None:
+    """Close the open group of each (recipient, post, kind) if it was created before the cutoff."""
+    await conn.execute(
+        """UPDATE notifications n SET is_open = false
+           FROM unnest($1::text[], $2::uuid[], $3::text[], $4::timestamptz[]) AS c(recipient_id, post_id, kind, cutoff)
+           WHERE n.recipient_id = c.recipient_id AND n.post_id = c.post_id AND n.kind = c.kind
+             AND n.is_open AND n.created_at < c.cutoff""",
+        *(list(column) for column in zip(*closes, strict=True)),
+    )
+
+
+async def join_groups(
+    conn: Connection,
+    *,
+    people: Sequence[tuple[str, str]],
+    groups: Sequence[tuple[uuid.UUID, str, str, uuid.UUID, datetime, datetime]],
+    actors: Sequence[tuple[str, uuid.UUID, str, str, datetime]],
+) -> None:
+    """add_actor_to_group (without the closing) and remember_person for many at once, in one statement.
+
+    people: (id, name); groups: (new id, recipient, kind, post, created_at, updated_at), each
+    (recipient, post, kind) once, joining the open group if there is one; actors: (recipient, post,
+    kind, actor, acted_at), going to the group of their (recipient, post, kind)."""
+    people_columns = [list(c) for c in zip(*people, strict=True)] if people else [[], []]
+    await conn.execute(
+        """WITH people AS (
+               INSERT INTO people_directory (id, name, version)
+               SELECT id, name, 0 FROM unnest($1::text[], $2::text[]) AS p(id, name)
+               ON CONFLICT (id) DO NOTHING
+           ), groups AS (
+               INSERT INTO notifications AS n (id, recipient_id, kind, post_id, created_at, updated_at)
+               SELECT * FROM unnest($3::uuid[], $4::text[], $5::text[], $6::uuid[],
+                                    $7::timestamptz[], $8::timestamptz[])
+               ON CONFLICT (recipient_id, post_id, kind) WHERE is_open
+               DO UPDATE SET updated_at = greatest(n.updated_at, excluded.updated_at)
+               RETURNING id, recipient_id, post_id, kind
+           )
+           INSERT INTO notification_actors AS a (notification_id, actor_id, acted_at)
+           SELECT g.id, x.actor_id, x.acted_at
+           FROM unnest($9::text[], $10::uuid[], $11::text[], $12::text[], $13::timestamptz[])
+                AS x(recipient_id, post_id, kind, actor_id, acted_at)
+           JOIN groups g ON g.recipient_id = x.recipient_id AND g.post_id = x.post_id AND g.kind = x.kind
+           ON CONFLICT (notification_id, actor_id) DO UPDATE SET acted_at = greatest(a.acted_at, excluded.acted_at)""",
+        *people_columns,
+        *(list(column) for column in zip(*groups, strict=True)),
+        *(list(column) for column in zip(*actors, strict=True)),
+    )
+
+
+async def queue_emails(conn: Connection, emails: Sequence[tuple[str, str, str, uuid.UUID, str]]) -> None:
+    """queue_email for many (dedupe_key, recipient, kind, post, actor) at once."""
+    await conn.execute(
+        """INSERT INTO emails (id, dedupe_key, recipient_id, kind, post_id, actor_id)
+           SELECT gen_random_uuid(), * FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::text[])
+           ON CONFLICT (dedupe_key) DO NOTHING""",
+        *(list(column) for column in zip(*emails, strict=True)),
+    )
+
+
 async def inbox_page(
     conn: Connection, *, recipient_id: str, after: tuple[datetime, uuid.UUID] | None, limit: int
 ) -> list[asyncpg.Record]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,13 +39,136 @@ _KIND_OF = {
 
 
 async def apply_reactions(conn: Connection, events: Sequence[Event]) -> None:
+    """Apply a batch of reaction events with a handful of set-based statements, whatever the batch size.
+
+    The result is the one of applying the events one by one in batch order (_apply_one_by_one, which
+    stays the reference). Where the order within the batch could change the outcome, that is what runs:
+    when one (post, actor, kind) reacts twice in the batch, or one group both gains and loses actors."""
+    changes = []
     for event in events:
         data = event.data
         assert isinstance(data, ReactionChangedV1)
-        kind, active = _KIND_OF[type(data)]
         if data.actor.id == data.post_author_id:
             continue  # nobody is notified of their own reactions
-        # Events come in any order: only a state newer than the one applied may change the inbox.
+        kind, active = _KIND_OF[type(data)]
+        changes.append(_Change(data, kind, active))
+    if not changes:
+        return
+    keys = {(c.data.post_id, c.data.actor.id, c.kind) for c in changes}
+    adding = {c.group for c in changes if c.active}
+    if len(keys) < len(changes) or any(c.group in adding for c in changes if not c.active):
+        await _apply_one_by_one(conn, changes)
+        return
+
+    # Events come in any order: only a state newer than the one applied may change the inbox.
+    advanced = await repository.advance_reaction_states(
+        conn, [(c.data.post_id, c.data.actor.id, c.kind, c.active, c.data.version) for c in changes]
+    )
+    changes = [c for c in changes if (c.data.post_id, c.data.actor.id, c.kind) in advanced]
+    removals = [(*c.group, c.data.actor.id) for c in changes if not c.active]
+    if removals:
+        await repository.remove_actors_from_open_groups(conn, removals)
+    adds = [c for c in changes if c.active]
+    if adds:
+        await _add_actors(conn, adds)
+
+
+@dataclass(frozen=True)
+class _Change:
+    data: ReactionChangedV1
+    kind: str
+    active: bool
+
+    @property
+    def group(self) -> tuple[str, uuid.UUID, str]:
+        """The (recipient, post, kind) whose open group the actor joins or leaves."""
+        return (self.data.post_author_id, self.data.post_id, self.kind)
+
+
+@dataclass
+class _Phase:
+    """Statements that must run in this order: close groups, then join the (new) open groups."""
+
+    closes: list[tuple[str, uuid.UUID, str, datetime]] = field(default_factory=list)
+    groups: dict[tuple[str, uuid.UUID, str], list[Any]] = field(default_factory=dict)
+    actors: list[tuple[str, uuid.UUID, str, str, datetime]] = field(default_factory=list)
+
+
+async def _add_actors(conn: Connection, adds: list[_Change]) -> None:
+    """add_actor_to_group for every add, as one by one would: walk the batch in order over the groups as
+    found, then write. A group that closes in mid-batch (its window runs out) starts a new phase, since
+    a new open group can only be inserted once the old one is closed."""
+    found = await repository.groups_as_found(conn, list(dict.fromkeys(c.group for c in adds)))
+    open_since: dict[tuple[str, uuid.UUID, str], datetime | None] = {
+        (r["recipient_id"], r["post_id"], r["kind"]): r["open_since"] for r in found
+    }
+    deleted = {r["post_id"] for r in found if r["post_deleted"]}
+    people: dict[str, str] = {}
+    emails = []
+    phases = [_Phase()]
+    phase_of: dict[tuple[str, uuid.UUID, str], int] = {}
+    for change in adds:
+        data, group = change.data, change.group
+        if data.post_id in deleted:
+            continue
+        people.setdefault(data.actor.id, data.actor.name)
+        at = data.occurred_at
+        index = phase_of.get(group, 0)
+        since = open_since[group]
+        if since is not None and since < at - GROUPING_WINDOW:
+            if group in phases[index].groups:  # joined in this phase already: the close comes after
+                index += 1
+                if index == len(phases):
+                    phases.append(_Phase())
+            phases[index].closes.append((*group, at - GROUPING_WINDOW))
+            since = None
+        if since is None:
+            open_since[group] = at
+            phases[index].groups[group] = [uuid.uuid4(), group[0], group[2], group[1], at, at]
+        # As one by one: the first event to join in this phase carries the created_at of a group it would open.
+        row = phases[index].groups.setdefault(group, [uuid.uuid4(), group[0], group[2], group[1], at, at])
+        row[5] = max(row[5], at)
+        phase_of[group] = index
+        phases[index].actors.append((*group, data.actor.id, at))
+        if change.kind == "post.favourited":
+            # The seed's promise: a favourite emails the author at once. Once per person and post.
+            emails.append(
+                (
+                    f"favourite:{data.post_id}:{data.actor.id}",
+                    data.post_author_id,
+                    change.kind,
+                    data.post_id,
+                    data.actor.id,
+                )
+            )
+    for i, phase in enumerate(phases):
+        if phase.closes:
+            await repository.close_groups(conn, phase.closes)
+        if phase.actors:
+            await repository.join_groups(
+                conn,
+                people=list(people.items()) if i == 0 else [],
+                groups=[tuple(row) for row in phase.groups.values()],
+                actors=phase.actors,
+            )
+    if emails:
+        await repository.queue_emails(conn, emails)
+
+
+async def apply_reactions_one_by_one(conn: Connection, events: Sequence[Event]) -> None:
+    """The reference apply_reactions must agree with: every event on its own, in batch order."""
+    changes = []
+    for event in events:
+        data = event.data
+        assert isinstance(data, ReactionChangedV1)
+        if data.actor.id != data.post_author_id:
+            changes.append(_Change(data, *_KIND_OF[type(data)]))
+    await _apply_one_by_one(conn, changes)
+
+
+async def _apply_one_by_one(conn: Connection, changes: Sequence[_Change]) -> None:
+    for change in changes:
+        data, kind, active = change.data, change.kind, change.active
         if not await repository.advance_reaction_state(
             conn, post_id=data.post_id, actor_id=data.actor.id, kind=kind, active=active, version=data.version
         ):
