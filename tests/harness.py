@@ -187,6 +187,8 @@ class System:
             "PUBLIC_URL": "http://tillit.test",
             "LOG_LEVEL": self.log_level,
             "OUTBOX_POLL_SECONDS": "0.5",
+            # Small pools: a test run starts more than one system, and PostgreSQL allows 100 connections.
+            "DB_POOL_SIZE": "4",
             "PYTHONUNBUFFERED": "1",
         }
         for service in SERVICES:
@@ -252,11 +254,16 @@ class System:
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
         for process in self.processes.values():
+            # Wait in a thread: a blocking process.wait() here froze this event loop and with it any TcpProxy
+            # the services reach PostgreSQL or RabbitMQ through, so each service hung closing its connections
+            # until the timeout (about 100 s for a system behind a proxy) and was then killed, not stopped.
             try:
-                process.wait(timeout=20)
+                await asyncio.to_thread(process.wait, max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
+                await asyncio.to_thread(process.wait)
         self.smtp.stop()
         await drop_namespace(self.namespace, self.queue_names())
         await drop_database(self.database)
