@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from services.gateway.api import dev_router, router
+from services.gateway.fastpath import ReactionFastPath
 from services.gateway.service import ProfileSync
 from services.gateway.upstream import Upstreams
 from shared.auth import TokenVerifier
@@ -45,6 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.profiles = ProfileSync(upstreams)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Added last, so it runs first: likes skip FastAPI's stack (fastpath.py says why).
+    app.add_middleware(ReactionFastPath, verifier=app.state.verifier, profiles=app.state.profiles, upstreams=upstreams)
     app.include_router(router)
     if settings.dev_signin_enabled:
         app.include_router(dev_router)
