@@ -22,7 +22,10 @@ class Entry(BaseModel):
         "or the people backing it (trending); newest first"
     )
     actor_count: int
-    at: datetime = Field(description="when the entry was first made; feeds are ordered by it")
+    at: datetime = Field(
+        description="home: when the entry was first made, which orders the feed and never moves; "
+        "team: when the post was written; trending: its latest backing"
+    )
 
 
 class FeedPage(BaseModel):

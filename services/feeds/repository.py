@@ -30,8 +30,8 @@ class PostState:
     author_id: str
     created_at: datetime | None  # only post.created carries it
     audience_json: str | None  # a deletion carries none
+    audience_version: int  # the version of the event that carried the audience; 0 for none
     deleted: bool
-    version: int
 
 
 @dataclass(frozen=True)
@@ -55,24 +55,24 @@ class LikeChange:
 
 async def apply_post_states(conn: Connection, posts: Sequence[PostState]) -> None:
     """Merge post states into the replica in any order: created_at comes from post.created whenever it
-    arrives, the audience from the highest version, and a deletion is final."""
+    arrives, the audience from the highest version that carried one, and a deletion is final."""
     await conn.execute(
-        """INSERT INTO posts AS p (id, author_id, created_at, audience, deleted, version)
-           SELECT id, author_id, created_at, audience::jsonb, deleted, version
-           FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::bool[], $6::int[])
-                AS t(id, author_id, created_at, audience, deleted, version)
+        """INSERT INTO posts AS p (id, author_id, created_at, audience, audience_version, deleted)
+           SELECT id, author_id, created_at, audience::jsonb, audience_version, deleted
+           FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::int[], $6::bool[])
+                AS t(id, author_id, created_at, audience, audience_version, deleted)
            ON CONFLICT (id) DO UPDATE
            SET created_at = coalesce(p.created_at, excluded.created_at),
-               audience = CASE WHEN excluded.version > p.version AND excluded.audience IS NOT NULL
+               audience = CASE WHEN excluded.audience_version > p.audience_version
                                THEN excluded.audience ELSE p.audience END,
-               deleted = p.deleted OR excluded.deleted,
-               version = greatest(p.version, excluded.version)""",
+               audience_version = greatest(p.audience_version, excluded.audience_version),
+               deleted = p.deleted OR excluded.deleted""",
         [p.id for p in posts],
         [p.author_id for p in posts],
         [p.created_at for p in posts],
         [p.audience_json for p in posts],
+        [p.audience_version for p in posts],
         [p.deleted for p in posts],
-        [p.version for p in posts],
     )
 
 
@@ -176,11 +176,99 @@ async def wait_for_fan_outs_in_flight(conn: Connection) -> None:
 
 
 # Fan-out on write -------------------------------------------------------------------------------------
+#
+# Both fan-outs address entries through the social graph (the `addressed` CTE), then keep those that
+# home_feed_reason() would keep, in bulk: the people shunning an author (muted them, or blocked either way)
+# are fetched once per post and anti-joined, and the audience is checked per recipient only where the way
+# they were addressed does not already prove it. visibility() per recipient would cost more than the insert.
+# Parameters: $1 post ids, $2 the activity window, $3 the trim sample mask, then the fan-out's own.
+_FAN_OUT = f"""
+    WITH post AS (
+        SELECT p.id, p.author_id, p.audience, p.created_at FROM posts p
+        WHERE p.id = ANY($1::uuid[]) AND {_LIVE}
+    ),
+    {{addressed}},
+    author_shunned AS (
+        SELECT p.id AS post_id, r.actor_id AS person_id
+        FROM post p JOIN relations r ON r.target_id = p.author_id AND r.kind IN ('mute', 'block') AND r.active
+        UNION ALL
+        SELECT p.id, r.target_id
+        FROM post p JOIN relations r ON r.actor_id = p.author_id AND r.kind = 'block' AND r.active
+    ),
+    written AS (
+        INSERT INTO feed_entries AS f (owner_id, post_id, reason, at)
+        SELECT a.owner_id, a.post_id, min(a.reason), min(a.at)
+        FROM addressed a
+        JOIN post p ON p.id = a.post_id
+        JOIN readers rd ON rd.person_id = a.owner_id AND rd.last_read_at > now() - $2::interval
+        WHERE NOT EXISTS (
+                  SELECT 1 FROM author_shunned s WHERE s.post_id = a.post_id AND s.person_id = a.owner_id
+              )
+          AND (a.owner_id = p.author_id OR CASE p.audience ->> 'type'
+                  WHEN 'everyone' THEN true
+                  WHEN 'followers' THEN a.reason = 'followed' OR EXISTS (
+                      SELECT 1 FROM relations r
+                      WHERE r.actor_id = a.owner_id AND r.kind = 'follow' AND r.target_id = p.author_id AND r.active
+                  )
+                  WHEN 'team' THEN a.reason = 'team' OR EXISTS (
+                      SELECT 1 FROM team_members t
+                      WHERE t.person_id = a.owner_id AND (p.audience ->> 'team') = ANY (t.teams)
+                  )
+                  ELSE EXISTS (SELECT 1 FROM visibility(a.owner_id, p.author_id, p.audience) v WHERE v.allowed)
+              END)
+        GROUP BY a.post_id, a.owner_id
+        -- One order for every writer of feed_entries, so concurrent batches do not deadlock.
+        ORDER BY a.post_id, a.owner_id
+        -- An entry already there keeps its place (its `at`); only a stronger reason replaces its own.
+        ON CONFLICT (post_id, owner_id) DO UPDATE SET reason = excluded.reason WHERE excluded.reason < f.reason
+        RETURNING f.owner_id, f.post_id
+    )
+    -- Owners whose feed gets trimmed: about one insert in `mask + 1`, because trimming scans an owner's
+    -- newest entries, and doing that for every recipient would cost more than the fan-out itself.
+    SELECT DISTINCT owner_id FROM written WHERE hashtext(owner_id || post_id::text) & $3 = 0
+"""
 
-# Owners whose feed gets trimmed after a fan-out: a sample of about one insert in `mask + 1`, because
-# trimming scans the owner's newest entries and doing it for every recipient of every post would cost more
-# than the fan-out itself.
-_OWNERS_TO_TRIM = "SELECT DISTINCT owner_id FROM written WHERE hashtext(owner_id || post_id::text) & $3 = 0"
+_POSTS_ADDRESSED = """
+    addressed AS (
+        SELECT p.id AS post_id, p.author_id AS owner_id, 'own'::feed_reason AS reason, p.created_at AS at
+        FROM post p
+        UNION ALL
+        SELECT p.id, r.actor_id, 'followed', p.created_at
+        FROM post p JOIN relations r ON r.target_id = p.author_id AND r.kind = 'follow' AND r.active
+        UNION ALL
+        SELECT p.id, t.person_id, 'team', p.created_at
+        FROM post p JOIN team_members t ON t.teams @> ARRAY[p.audience ->> 'team']
+        WHERE p.audience ->> 'type' = 'team'
+    )"""
+
+# $4: the likers, pairwise with the post ids in $1.
+_LIKES_ADDRESSED = """
+    liked AS (
+        SELECT l.post_id, l.actor_id AS liker_id, l.liked_at, p.author_id
+        FROM unnest($1::uuid[], $4::text[]) AS x(post_id, liker_id)
+        JOIN likes l ON l.post_id = x.post_id AND l.actor_id = x.liker_id AND l.active
+        JOIN post p ON p.id = l.post_id
+    ),
+    liker_shunned AS (
+        SELECT r.target_id AS liker_id, r.actor_id AS person_id
+        FROM relations r
+        WHERE r.target_id IN (SELECT liker_id FROM liked) AND r.kind IN ('mute', 'block') AND r.active
+        UNION ALL
+        SELECT r.actor_id, r.target_id
+        FROM relations r
+        WHERE r.actor_id IN (SELECT liker_id FROM liked) AND r.kind = 'block' AND r.active
+    ),
+    addressed AS (
+        SELECT r.actor_id AS owner_id, k.post_id, 'liked_by_followed'::feed_reason AS reason,
+               min(k.liked_at) AS at
+        FROM liked k
+        JOIN relations r ON r.target_id = k.liker_id AND r.kind = 'follow' AND r.active
+        WHERE r.actor_id <> k.author_id
+          AND NOT EXISTS (
+              SELECT 1 FROM liker_shunned s WHERE s.liker_id = k.liker_id AND s.person_id = r.actor_id
+          )
+        GROUP BY k.post_id, r.actor_id
+    )"""
 
 
 async def fan_out_posts(
@@ -188,44 +276,7 @@ async def fan_out_posts(
 ) -> set[str]:
     """Write live posts into the feeds of their active author, followers and team members who may see
     them; returns the owners to trim."""
-    rows = await conn.fetch(
-        f"""WITH post AS (
-                SELECT p.id, p.author_id, p.audience, p.created_at FROM posts p
-                WHERE p.id = ANY($1::uuid[]) AND {_LIVE}
-            ),
-            addressed AS (
-                SELECT p.id AS post_id, p.author_id AS owner_id, 'own'::feed_reason AS reason FROM post p
-                UNION ALL
-                SELECT p.id, r.actor_id, 'followed' FROM post p
-                JOIN relations r ON r.target_id = p.author_id AND r.kind = 'follow' AND r.active
-                UNION ALL
-                SELECT p.id, t.person_id, 'team' FROM post p
-                JOIN team_members t ON t.teams @> ARRAY[p.audience ->> 'team']
-                WHERE p.audience ->> 'type' = 'team'
-            ),
-            written AS (
-                INSERT INTO feed_entries AS f (owner_id, post_id, reason, at)
-                SELECT a.owner_id, a.post_id, min(a.reason), p.created_at
-                FROM addressed a
-                JOIN post p ON p.id = a.post_id
-                JOIN readers rd ON rd.person_id = a.owner_id AND rd.last_read_at > now() - $2::interval
-                WHERE may_see(a.owner_id, p.author_id, p.audience)
-                  AND NOT EXISTS (
-                      SELECT 1 FROM relations m
-                      WHERE m.actor_id = a.owner_id AND m.kind = 'mute' AND m.target_id = p.author_id AND m.active
-                  )
-                GROUP BY a.post_id, a.owner_id, p.created_at
-                -- One order for every writer of feed_entries, so concurrent batches do not deadlock.
-                ORDER BY a.post_id, a.owner_id
-                ON CONFLICT (post_id, owner_id) DO UPDATE SET reason = excluded.reason
-                WHERE excluded.reason < f.reason
-                RETURNING f.owner_id, f.post_id
-            )
-            {_OWNERS_TO_TRIM}""",
-        list(post_ids),
-        active_window,
-        trim_mask,
-    )
+    rows = await conn.fetch(_FAN_OUT.format(addressed=_POSTS_ADDRESSED), list(post_ids), active_window, trim_mask)
     return {row["owner_id"] for row in rows}
 
 
@@ -236,34 +287,7 @@ async def fan_out_likes(
     post and the liker; one entry per post however many of the people they follow like it. Returns the
     owners to trim."""
     rows = await conn.fetch(
-        f"""WITH liked AS (
-                SELECT l.post_id, l.actor_id AS liker_id, l.liked_at, p.author_id, p.audience
-                FROM unnest($1::uuid[], $4::text[]) AS x(post_id, liker_id)
-                JOIN likes l ON l.post_id = x.post_id AND l.actor_id = x.liker_id AND l.active
-                JOIN posts p ON p.id = l.post_id
-                WHERE {_LIVE}
-            ),
-            written AS (
-                INSERT INTO feed_entries AS f (owner_id, post_id, reason, at)
-                SELECT r.actor_id, k.post_id, 'liked_by_followed', min(k.liked_at)
-                FROM liked k
-                JOIN relations r ON r.target_id = k.liker_id AND r.kind = 'follow' AND r.active
-                JOIN readers rd ON rd.person_id = r.actor_id AND rd.last_read_at > now() - $2::interval
-                WHERE r.actor_id <> k.author_id
-                  AND may_see(r.actor_id, k.author_id, k.audience)
-                  AND NOT EXISTS (
-                      SELECT 1 FROM relations m
-                      WHERE m.actor_id = r.actor_id AND m.kind = 'mute' AND m.active
-                        AND m.target_id IN (k.author_id, k.liker_id)
-                  )
-                  AND NOT blocked_between(r.actor_id, k.liker_id)
-                GROUP BY k.post_id, r.actor_id
-                ORDER BY k.post_id, r.actor_id
-                -- An entry already there keeps its place (its `at`) and its stronger reason.
-                ON CONFLICT (post_id, owner_id) DO NOTHING
-                RETURNING f.owner_id, f.post_id
-            )
-            {_OWNERS_TO_TRIM}""",
+        _FAN_OUT.format(addressed=_LIKES_ADDRESSED),
         [post_id for post_id, _ in likes],
         active_window,
         trim_mask,
@@ -302,9 +326,9 @@ async def _rederive(conn: Connection, which: str, *args: object) -> None:
     """Judge the entries selected by `which` again: drop those that no longer belong, update changed reasons."""
     await conn.execute(
         f"""WITH judged AS (
-                SELECT f.owner_id, f.post_id, f.reason AS reason_was,
-                       home_feed_reason(f.owner_id, f.post_id) AS reason_now
+                SELECT f.owner_id, f.post_id, f.reason AS reason_was, judged.reason AS reason_now
                 FROM feed_entries f
+                LEFT JOIN LATERAL home_feed_reason(f.owner_id, f.post_id) judged ON true
                 WHERE {which}
             ),
             dropped AS (
@@ -368,7 +392,7 @@ async def rederive_team_entries(conn: Connection, owner_id: str) -> None:
 _PLACE = """
     WITH candidates AS ({candidates}),
     judged AS (
-        SELECT c.post_id, home_feed_reason($1, c.post_id) AS reason FROM candidates c
+        SELECT c.post_id, j.reason FROM candidates c CROSS JOIN LATERAL home_feed_reason($1, c.post_id) j
     ),
     placed AS (
         SELECT j.post_id, j.reason,
@@ -377,7 +401,6 @@ _PLACE = """
                     ELSE p.created_at END AS at
         FROM judged j
         JOIN posts p ON p.id = j.post_id
-        WHERE j.reason IS NOT NULL
         ORDER BY at DESC
         LIMIT $2
     )
@@ -460,8 +483,7 @@ async def home_page(
     return await conn.fetch(
         f"""SELECT f.post_id, f.at, judged.reason, actors.list AS actors, actors.count AS actor_count
             FROM feed_entries f
-            -- OFFSET 0 keeps the function from being inlined into (and run again by) every use below.
-            CROSS JOIN LATERAL (SELECT home_feed_reason($1, f.post_id) AS reason OFFSET 0) judged
+            CROSS JOIN LATERAL home_feed_reason($1, f.post_id) judged
             CROSS JOIN LATERAL (
                 SELECT coalesce(jsonb_agg(jsonb_build_object('id', a.person_id, 'name', coalesce(d.name, ''))
                                           ORDER BY a.acted_at DESC, a.person_id), '[]'::jsonb) AS list,
@@ -476,7 +498,7 @@ async def home_page(
                 ) a
                 LEFT JOIN people_directory d ON d.id = a.person_id
             ) actors
-            WHERE f.owner_id = $1 AND judged.reason IS NOT NULL {after_clause}
+            WHERE f.owner_id = $1 {after_clause}
             ORDER BY f.at DESC, f.post_id DESC
             LIMIT $2""",
         *args,
@@ -499,9 +521,9 @@ async def team_page(
     return await conn.fetch(
         f"""SELECT p.id AS post_id, p.created_at AS at, p.author_id, coalesce(d.name, '') AS author_name
             FROM posts p
+            CROSS JOIN LATERAL visibility($1, p.author_id, p.audience) seen
             LEFT JOIN people_directory d ON d.id = p.author_id
-            WHERE p.audience ->> 'type' = 'team' AND p.audience ->> 'team' = $2 AND {_LIVE}
-              AND may_see($1, p.author_id, p.audience)
+            WHERE p.audience ->> 'type' = 'team' AND p.audience ->> 'team' = $2 AND {_LIVE} AND seen.allowed
               AND NOT EXISTS (
                   SELECT 1 FROM relations m
                   WHERE m.actor_id = $1 AND m.kind = 'mute' AND m.target_id = p.author_id AND m.active
@@ -547,6 +569,7 @@ async def trending_page(
             SELECT b.post_id, b.backers, b.latest, backers.list AS actors
             FROM backing b
             JOIN posts p ON p.id = b.post_id
+            CROSS JOIN LATERAL visibility($1, p.author_id, p.audience) seen
             CROSS JOIN LATERAL (
                 SELECT coalesce(jsonb_agg(jsonb_build_object('id', n.actor_id, 'name', coalesce(d.name, ''))
                                           ORDER BY n.liked_at DESC, n.actor_id), '[]'::jsonb) AS list
@@ -559,8 +582,7 @@ async def trending_page(
                 ) n
                 LEFT JOIN people_directory d ON d.id = n.actor_id
             ) backers
-            WHERE {_LIVE}
-              AND may_see($1, p.author_id, p.audience)
+            WHERE {_LIVE} AND seen.allowed
               AND NOT EXISTS (
                   SELECT 1 FROM relations m
                   WHERE m.actor_id = $1 AND m.kind = 'mute' AND m.target_id = p.author_id AND m.active

@@ -1,13 +1,13 @@
 -- Posts as far as feeds need them, kept from post.created, post.audience_changed and post.deleted. Events
--- come in any order: created_at arrives only with post.created, the audience and the deletion follow the
--- highest version seen, and a deleted post stays deleted.
+-- come in any order: created_at arrives only with post.created, the audience is the one of the highest
+-- version that carried one, and a deleted post stays deleted.
 CREATE TABLE posts (
-    id         uuid PRIMARY KEY,
-    author_id  text NOT NULL,
-    created_at timestamptz,
-    audience   jsonb,
-    deleted    boolean NOT NULL DEFAULT false,
-    version    integer NOT NULL
+    id               uuid PRIMARY KEY,
+    author_id        text NOT NULL,
+    created_at       timestamptz,
+    audience         jsonb,
+    audience_version integer NOT NULL,
+    deleted          boolean NOT NULL
 );
 CREATE INDEX posts_by_author ON posts (author_id, created_at DESC);
 CREATE INDEX posts_by_team ON posts ((audience ->> 'team'), created_at DESC, id DESC)
@@ -53,6 +53,31 @@ CREATE TABLE feed_entries (
 );
 CREATE INDEX feed_entries_newest ON feed_entries (owner_id, at DESC, post_id DESC);
 
+-- may_see() of shared/migrations/0003_social_graph.sql, rule for rule, as a function that returns a row.
+-- PostgreSQL inlines a set-returning SQL function into the query that calls it, but calls a scalar one whose
+-- body has sub-selects (may_see) once per row, at about 0.1 ms each: more than a whole page of a feed may
+-- cost. A test holds the two equal.
+CREATE FUNCTION visibility(viewer text, author text, audience jsonb) RETURNS TABLE (allowed boolean)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN viewer = author THEN true
+        WHEN EXISTS (
+            SELECT 1 FROM relations r
+            WHERE r.kind = 'block' AND r.active
+              AND ((r.actor_id = author AND r.target_id = viewer) OR (r.actor_id = viewer AND r.target_id = author))
+        ) THEN false
+        WHEN audience ->> 'type' = 'everyone' THEN true
+        WHEN audience ->> 'type' = 'team' THEN EXISTS (
+            SELECT 1 FROM team_members t WHERE t.person_id = viewer AND (audience ->> 'team') = ANY (t.teams)
+        )
+        WHEN audience ->> 'type' = 'followers' THEN EXISTS (
+            SELECT 1 FROM relations r
+            WHERE r.kind = 'follow' AND r.active AND r.actor_id = viewer AND r.target_id = author
+        )
+        ELSE false
+    END
+$$;
+
 -- The people `viewer` follows who like `post` and whose activity the viewer may see (not muted, no block
 -- either way): the actors of a liked_by_followed entry.
 CREATE FUNCTION followed_likers(viewer text, post uuid) RETURNS TABLE (liker_id text, liked_at timestamptz)
@@ -62,33 +87,41 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     JOIN relations f ON f.actor_id = viewer AND f.kind = 'follow' AND f.target_id = l.actor_id AND f.active
     WHERE l.post_id = post AND l.active
       AND NOT EXISTS (
-          SELECT 1 FROM relations m
-          WHERE m.actor_id = viewer AND m.kind = 'mute' AND m.target_id = l.actor_id AND m.active
+          SELECT 1 FROM relations r
+          WHERE r.active
+            AND ((r.actor_id = viewer AND r.target_id = l.actor_id AND r.kind IN ('mute', 'block'))
+                 OR (r.actor_id = l.actor_id AND r.target_id = viewer AND r.kind = 'block'))
       )
-      AND NOT blocked_between(viewer, l.actor_id)
 $$;
 
--- The one definition of why `viewer` has `post` in their home feed, or null when they should not. Fan-out
--- writes entries by the same rules in bulk; reads and every reconciliation ask this function, so an entry
--- left behind by a race is never shown.
-CREATE FUNCTION home_feed_reason(viewer text, post uuid) RETURNS feed_reason
+-- The one definition of why `viewer` has `post` in their home feed: one row with the reason, or none when
+-- they should not have it. Fan-out writes entries by the same rules in bulk; reads and every reconciliation
+-- ask this function, so an entry left behind by a race is never shown.
+CREATE FUNCTION home_feed_reason(viewer text, post uuid) RETURNS TABLE (reason feed_reason)
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT CASE
-        WHEN p.deleted OR p.created_at IS NULL OR p.audience IS NULL THEN NULL
-        WHEN p.author_id = viewer THEN 'own'
-        WHEN NOT may_see(viewer, p.author_id, p.audience) THEN NULL
-        WHEN EXISTS (
-            SELECT 1 FROM relations m
-            WHERE m.actor_id = viewer AND m.kind = 'mute' AND m.target_id = p.author_id AND m.active
-        ) THEN NULL
-        WHEN EXISTS (
-            SELECT 1 FROM relations f
-            WHERE f.actor_id = viewer AND f.kind = 'follow' AND f.target_id = p.author_id AND f.active
-        ) THEN 'followed'
-        -- may_see() above already required membership of a team post's team.
-        WHEN p.audience ->> 'type' = 'team' THEN 'team'
-        WHEN EXISTS (SELECT 1 FROM followed_likers(viewer, post)) THEN 'liked_by_followed'
-    END::feed_reason
-    FROM posts p
-    WHERE p.id = post
+    SELECT judged.reason
+    FROM (
+        SELECT CASE
+            WHEN p.author_id = viewer THEN 'own'
+            WHEN NOT seen.allowed THEN NULL
+            WHEN EXISTS (
+                SELECT 1 FROM relations m
+                WHERE m.actor_id = viewer AND m.kind = 'mute' AND m.target_id = p.author_id AND m.active
+            ) THEN NULL
+            WHEN EXISTS (
+                SELECT 1 FROM relations f
+                WHERE f.actor_id = viewer AND f.kind = 'follow' AND f.target_id = p.author_id AND f.active
+            ) THEN 'followed'
+            -- visibility() already required membership of a team post's team.
+            WHEN p.audience ->> 'type' = 'team' THEN 'team'
+            WHEN EXISTS (SELECT 1 FROM followed_likers(viewer, post)) THEN 'liked_by_followed'
+        END::feed_reason AS reason
+        FROM posts p
+        CROSS JOIN LATERAL visibility(viewer, p.author_id, p.audience) seen
+        WHERE p.id = post AND NOT p.deleted AND p.created_at IS NOT NULL AND p.audience IS NOT NULL
+        -- A fence: the caller reads the reason as a column, rather than repeating this CASE wherever it
+        -- uses the reason.
+        OFFSET 0
+    ) judged
+    WHERE judged.reason IS NOT NULL
 $$;

@@ -216,6 +216,22 @@ async def test_feeds_are_trimmed_to_their_bound(feeds_pool: asyncpg.Pool, monkey
         assert await conn.fetchval("SELECT count(*) FROM feed_entries WHERE owner_id = $1", viewer) == 5
     assert [item.post_id for item in (await read(feeds_pool, viewer)).items] == [p for p, _ in reversed(posts[7:])]
 
+    # Between two trims a feed may hold more than its bound; reads, page after page, never show more.
+    async with feeds_pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO feed_entries (owner_id, post_id, reason, at) SELECT $1, unnest($2::uuid[]), 'followed', $3",
+            viewer,
+            [p for p, _ in posts[:7]],
+            posts[0][1],
+        )
+    shown, cursor = [], None
+    while True:
+        page = await read(feeds_pool, viewer, cursor=cursor, limit=2)
+        shown += [item.post_id for item in page.items]
+        if (cursor := page.next_cursor) is None:
+            break
+    assert shown == [p for p, _ in reversed(posts[7:])]
+
 
 async def test_a_reader_back_after_the_activity_window_gets_a_rebuilt_feed(feeds_pool: asyncpg.Pool) -> None:
     viewer, author = random_id("c"), random_id("a")
@@ -338,3 +354,47 @@ async def test_events_in_any_order_and_twice_give_the_feed_a_build_gives(feeds_p
 
     assert comparable(built) == expected
     assert comparable(kept) == expected
+
+
+async def test_visibility_is_may_see_rule_for_rule(feeds_pool: asyncpg.Pool) -> None:
+    """The feeds' inlinable visibility() must keep saying what the shared may_see() says."""
+    author, follower, member, both, blocked, blocker, muter, stranger = (
+        random_id(p) for p in ("a", "f", "m", "fm", "b", "k", "mu", "x")
+    )
+    team = random_id("team")
+    await deliver_each(
+        feeds_pool,
+        [
+            relation("follow", follower, author, version=1),
+            relation("follow", both, author, version=1),
+            relation("follow", blocked, author, version=1),
+            relation("block", author, blocked, version=1),
+            relation("block", blocker, author, version=1),
+            relation("mute", muter, author, version=1),
+            relation("follow", muter, author, version=1),
+            teams(member, [team, "other"], version=1),
+            teams(both, [team], version=1),
+            teams(blocked, [team], version=1),
+        ],
+    )
+    audiences = [
+        {"type": "everyone"},
+        {"type": "followers"},
+        {"type": "team", "team": team},
+        {"type": "team", "team": random_id("team")},
+        {"type": "private"},
+    ]
+    viewers = [author, follower, member, both, blocked, blocker, muter, stranger]
+    async with feeds_pool.acquire() as conn:
+        rows = await conn.fetch(
+            """SELECT v.viewer, a.audience, may_see(v.viewer, $1, a.audience) AS shared, seen.allowed AS ours
+               FROM unnest($2::text[]) AS v(viewer)
+               CROSS JOIN unnest($3::jsonb[]) AS a(audience)
+               CROSS JOIN LATERAL visibility(v.viewer, $1, a.audience) seen""",
+            author,
+            viewers,
+            audiences,
+        )
+    assert len(rows) == len(viewers) * len(audiences)
+    assert [(r["viewer"], r["audience"]) for r in rows if r["shared"] != r["ours"]] == []
+    assert sum(r["ours"] for r in rows) == 15, "the matrix exercises both answers"
