@@ -179,9 +179,8 @@ async def timed_restart(
         while await inbox_count(db, consumer) < already + events:  # noqa: ASYNC110 (another process commits)
             await asyncio.sleep(POLL_SECONDS)
         t_done = time.perf_counter()
-        cpu = procstat.usage(
-            cpu_from, procstat.snapshot(), {system.processes[service].pid: service, os.getpid(): "bench"}
-        )
+        roles = {system.processes[service].pid: service, os.getpid(): "bench"}
+        cpu = procstat.usage(cpu_from, procstat.snapshot(), roles, database=system.database)
         await restart
         seconds = t_done - t_first
         return {

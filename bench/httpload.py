@@ -193,13 +193,13 @@ async def _one(conn: Connection, request: bytes, t0: float, rec: Recorder) -> No
     rec.record(t0, time.perf_counter(), liked(reply), f"{reply.status} {reply.body[:200]!r}")
 
 
-async def cpu_marks(rec: Recorder, roles: dict[int, str]) -> list[dict[str, float]]:
+async def cpu_marks(rec: Recorder, roles: dict[int, str], database: str | None) -> list[dict[str, float]]:
     """A /proc snapshot at every window edge, so each window has its own CPU figures."""
     marks = []
     for edge in rec.edges:
         await asyncio.sleep(max(0.0, edge - time.perf_counter()))
         marks.append(procstat.snapshot())
-    return [procstat.usage(a, b, roles) for a, b in itertools.pairwise(marks)]
+    return [procstat.usage(a, b, roles, database=database) for a, b in itertools.pairwise(marks)]
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -214,7 +214,7 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     rec = Recorder(start=start, warmup=spec["warmup"], window=spec["seconds"] / windows, windows=windows)
     roles = {int(pid): role for pid, role in spec.get("roles", {}).items()}
     roles[os.getpid()] = "loadgen"
-    marks = asyncio.create_task(cpu_marks(rec, roles))
+    marks = asyncio.create_task(cpu_marks(rec, roles, spec.get("database")))
     likes = Likes(spec)
     conns = [Connection(spec["port"]) for _ in range(spec["connections"])]
     if spec["mode"] == "closed":

@@ -11,8 +11,20 @@ from typing import Any
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def _pg_database(pid: int) -> str:
+    """The database a PostgreSQL backend serves, from its process title ("postgres: 15/main: user db
+    host(port) state"); "" for the server's own processes (WAL writer, checkpointer, ...)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            words = f.read().replace(b"\0", b" ").decode(errors="replace").split()
+    except OSError:
+        return ""
+    return words[3] if len(words) >= 5 and words[0] == "postgres:" else ""
+
+
 def _proc_ticks() -> dict[int, tuple[str, int, int]]:
-    """pid -> (command name, CPU ticks used, start time); the start time tells a reused pid apart."""
+    """pid -> (command name, CPU ticks used, start time); the start time tells a reused pid apart. A
+    PostgreSQL backend's command name is "postgres <database>"."""
     out = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -24,6 +36,8 @@ def _proc_ticks() -> dict[int, tuple[str, int, int]]:
             continue
         comm = raw[raw.index("(") + 1 : raw.rindex(")")]
         fields = raw[raw.rindex(")") + 2 :].split()
+        if comm.startswith("postgres"):
+            comm = f"postgres {_pg_database(int(name))}".rstrip()
         out[int(name)] = (comm, int(fields[11]) + int(fields[12]), int(fields[19]))
     return out
 
@@ -34,8 +48,12 @@ def snapshot() -> dict[str, Any]:
     return {"t": time.perf_counter(), "procs": _proc_ticks(), "total": sum(cpu[:8]), "idle": cpu[3] + cpu[4]}
 
 
-def usage(before: dict[str, Any], after: dict[str, Any], roles: dict[int, str]) -> dict[str, float]:
-    """CPU per group between two snapshots, plus machine_busy (percent of all cores)."""
+def usage(
+    before: dict[str, Any], after: dict[str, Any], roles: dict[int, str], *, database: str | None = None
+) -> dict[str, float]:
+    """CPU per group between two snapshots, plus machine_busy (percent of all cores). With `database`,
+    PostgreSQL backends serving other databases (other people's test runs on a shared machine) count as
+    "other"; the server's own processes count as "postgres", since they work for every database."""
     wall = after["t"] - before["t"]
     groups = {"rabbitmq": 0.0, "postgres": 0.0, **{r: 0.0 for r in roles.values()}, "other": 0.0}
     for pid, (comm, ticks, started) in after["procs"].items():
@@ -47,7 +65,8 @@ def usage(before: dict[str, Any], after: dict[str, Any], roles: dict[int, str]) 
         elif comm.startswith("beam"):
             group = "rabbitmq"
         elif comm.startswith("postgres"):
-            group = "postgres"
+            served = comm.removeprefix("postgres").strip()
+            group = "other" if database and served and served != database else "postgres"
         else:
             group = "other"
         groups[group] += ticks - base
@@ -56,3 +75,15 @@ def usage(before: dict[str, Any], after: dict[str, Any], roles: dict[int, str]) 
     if total > 0:
         res["machine_busy"] = round(100.0 * (1 - (after["idle"] - before["idle"]) / total), 1)
     return res
+
+
+def wait_quiet(max_wait: float, *, threshold: float = 25.0, window: float = 0.5) -> float:
+    """Wait until the machine is less than `threshold` % busy over `window` s, at most `max_wait` s;
+    returns the busy percentage last seen, so a noisy start shows in the results (as measure.py does)."""
+    deadline = time.perf_counter() + max_wait
+    while True:
+        s0 = snapshot()
+        time.sleep(window)
+        busy = usage(s0, snapshot(), {}).get("machine_busy", 0.0)
+        if busy < threshold or time.perf_counter() >= deadline:
+            return busy

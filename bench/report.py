@@ -124,6 +124,19 @@ def _cpu_line(cpu: dict[str, float]) -> str:
     return ", ".join(f"{g} {cpu[g]:.0f}" for g in shown)
 
 
+def cpu_per_like(cpu: dict[str, float], rate: float) -> dict[str, float]:
+    """Milliseconds of CPU per accepted like, per process group: percent of a core / likes per second."""
+    if not rate:
+        return {}
+    return {g: round(10.0 * pct / rate, 3) for g, pct in cpu.items() if g != "machine_busy" and pct >= 0.5}
+
+
+def cpu_per_like_line(cpu: dict[str, float], rate: float) -> str:
+    per = cpu_per_like(cpu, rate)
+    total = sum(v for g, v in per.items() if g not in ("other", "loadgen", "bench"))
+    return ", ".join(f"{g} {v:.2f}" for g, v in sorted(per.items(), key=lambda kv: -kv[1])) + f"; system {total:.2f}"
+
+
 def markdown(bench: dict[str, Any], limits: dict[str, Any]) -> str:
     machine = limits.get("machine", {})
     packages = machine.get("packages", {})
@@ -180,6 +193,11 @@ def markdown(bench: dict[str, Any], limits: dict[str, Any]) -> str:
         "",
         "## Who used the CPU",
         "",
+        "The machine was "
+        + ", ".join(f"{v:.0f} % busy before the {k} phase" for k, v in bench.get("machine_busy_before", {}).items())
+        + " (after waiting up to --quiet-wait seconds for it to calm down). PostgreSQL backends serving other"
+        " databases (other people's test runs) count as `other`.",
+        "",
         "Percent of one core (the machine has "
         f"{machine.get('cpus', '?')} cores, so {100 * int(machine.get('cpus', 2) or 2)} is all of it), median of the"
         " windows; `bench` is the process that samples end-to-end latency and times the drains.",
@@ -191,6 +209,15 @@ def markdown(bench: dict[str, Any], limits: dict[str, Any]) -> str:
     ]
     for drain in bench["drains"]:
         out.append(f"| drain {drain['consumer']} | {_cpu_line(drain['cpu'])} |")
+    closed, paced = bench["closed"], bench["paced"]
+    out += [
+        "",
+        "CPU per like, in milliseconds (the machine has about 2,000 ms of CPU per second; `system` is everything",
+        "but the load generator, the bench process and unrelated processes):",
+        "",
+        f"- closed loop: {cpu_per_like_line(closed['cpu'], closed['rate'])}",
+        f"- paced: {cpu_per_like_line(paced['cpu'], paced['rate'])}",
+    ]
     out += ["", "## Consistency after the load", ""]
     for key, value in bench["consistency"].items():
         out.append(f"- {key}: {value}")

@@ -33,15 +33,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import drain, report
+import asyncpg
+
+from bench import drain, procstat, report
 from bench.e2e import NotificationWatch, Sampler
 from bench.httpload import ConnectionPool, percentile
-from tests.harness import System
+from tests.harness import PG_ADMIN_URL, System
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
 DOCS = ROOT / "docs" / "benchmarks.md"
-SERVICES = ("people", "posts", "reactions", "notifications")
 
 
 def limits_dir() -> Path:
@@ -89,7 +90,8 @@ async def settle(system: System, *, timeout: float = 180) -> float:
     """Wait until every outbox is empty and no queue holds a ready message, twice in a row; returns the
     seconds waited. Phases start from a quiet system, so one phase's backlog does not slow the next."""
     queues = [q for q in system.queue_names() if not q.endswith((".dlq", ".unrouted"))]
-    outboxes = " + ".join(f"(SELECT count(*) FROM {schema}.outbox)" for schema in SERVICES)
+    schemas = [name for name in system.processes if name != "gateway"]
+    outboxes = " + ".join(f"(SELECT count(*) FROM {schema}.outbox)" for schema in schemas)
     t0 = time.perf_counter()
     db = await system.db("public")
     quiet = 0
@@ -192,9 +194,28 @@ async def consistency(system: System, posts: list[str]) -> dict[str, Any]:
     }
 
 
-async def bench_system(args: argparse.Namespace) -> dict[str, Any]:
-    system = System(log_level="WARNING")
+async def wait_for_connection_slots(needed: int, *, timeout: float = 600) -> None:
+    """Other people's test runs share this PostgreSQL: start only when our services' pools can fill."""
+    admin = await asyncpg.connect(PG_ADMIN_URL)
     try:
+        deadline = time.monotonic() + timeout
+        while True:
+            free = await admin.fetchval(
+                "SELECT current_setting('max_connections')::int - count(*) FROM pg_stat_activity"
+            )
+            if free >= needed or time.monotonic() > deadline:
+                return
+            print(f"   waiting for PostgreSQL connection slots: {free} free, {needed} wanted", flush=True)
+            await asyncio.sleep(5)
+    finally:
+        await admin.close()
+
+
+async def bench_system(args: argparse.Namespace) -> dict[str, Any]:
+    system = System(log_level="WARNING", extra_env=dict(kv.split("=", 1) for kv in args.env))
+    try:
+        # The pools of the services on the like path grow to 10 under load; the others stay small.
+        await wait_for_connection_slots(50)
         print("== starting the system", flush=True)
         await system.start()
         authors = [f"bench-author-{i}" for i in range(4)]
@@ -206,13 +227,20 @@ async def bench_system(args: argparse.Namespace) -> dict[str, Any]:
         samplers = [f"bench-sampler-{i}" for i in range(200)]
         sampler_tokens = [system.token(u, name=f"Sampler {i}") for i, u in enumerate(samplers)]
         reader_token = system.token("bench-reader", name="Reader")
+        if args.drains_only:
+            return {"drains": await run_drains(system, authors, args.drain_events)}
         t = time.perf_counter()
         posts = await create_posts(system, author_tokens, args.posts, label="Bench post")
         print(f"   {len(posts)} posts created in {time.perf_counter() - t:.1f} s", flush=True)
         [warm_post] = await create_posts(system, author_tokens, 1, label="Warm-up post")
         await settle(system)
         port = system.ports["gateway"]
-        base = {"port": port, "connections": args.connections, "roles": roles(system)}
+        base = {
+            "port": port,
+            "connections": args.connections,
+            "roles": roles(system),
+            "database": system.database,
+        }
 
         everyone = [*user_tokens, *sampler_tokens, reader_token]
         print(f"== warm-up: {len(everyone)} users like one post each", flush=True)
@@ -231,6 +259,7 @@ async def bench_system(args: argparse.Namespace) -> dict[str, Any]:
         )
         print(f"   {warm['ok']} liked, {warm['errors']} errors; settled in {await settle(system):.1f} s", flush=True)
 
+        busy = {"closed": await asyncio.to_thread(procstat.wait_quiet, args.quiet_wait)}
         print(f"== closed loop: {args.connections} connections, {args.seconds:.0f} s", flush=True)
         closed_raw = await run_loadgen(
             {
@@ -251,6 +280,7 @@ async def bench_system(args: argparse.Namespace) -> dict[str, Any]:
             f" settled in {await settle(system):.1f} s",
             flush=True,
         )
+        print(f"   CPU ms per like: {report.cpu_per_like_line(closed['cpu'], closed['rate'])}", flush=True)
 
         half = closed["rate"] / 2
         sample_rate = half / args.sample_every
@@ -258,6 +288,7 @@ async def bench_system(args: argparse.Namespace) -> dict[str, Any]:
             system, author_tokens, math.ceil(sample_rate * args.seconds) + 5, label="Sampled post"
         )
         await settle(system)
+        busy["paced"] = await asyncio.to_thread(procstat.wait_quiet, args.quiet_wait)
         print(f"== paced: {half:,.0f} likes/s for {args.seconds:.0f} s, 1 in {args.sample_every} sampled", flush=True)
         watch_db = await system.db("notifications")
         watch = NotificationWatch(watch_db)
@@ -316,10 +347,12 @@ async def bench_system(args: argparse.Namespace) -> dict[str, Any]:
             "drains": drains,
             "consistency": checks,
             "warmup": {"likes": warm["ok"], "errors": warm["errors"]},
+            "machine_busy_before": busy,
         }
     except Exception:
-        for service in ("gateway", *SERVICES):
-            print(f"--- {service} log tail:\n{system.log_tail(service, 15)}", file=sys.stderr)
+        for service in system.processes:
+            tail = [line[:300] for line in system.log_tail(service, 5).splitlines()]
+            print(f"--- {service} log tail:", *tail, sep="\n  ", file=sys.stderr)
         raise
     finally:
         await system.stop()
@@ -386,8 +419,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--posts", type=int, default=1000, help="posts the load likes (the limits use 1000 too)")
     ap.add_argument("--sample-every", type=int, default=20, help="1 in N paced likes is timed end to end")
     ap.add_argument("--drain-events", type=int, default=20_000, help="backlog per consumer drain")
+    ap.add_argument("--quiet-wait", type=float, default=30.0, help="at most this long for a quiet machine per phase")
     ap.add_argument("--limits", type=Path, help="reuse this limits JSON instead of measuring (not for publishing)")
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    ap.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment of the services (experiments)",
+    )
+    ap.add_argument("--drains-only", action="store_true", help="only the consumer drains (experiments; no report)")
     return ap.parse_args(argv)
 
 
@@ -402,10 +444,13 @@ def main(argv: list[str] | None = None) -> int:
         limits = measure_limits(full=args.full, out=BUILD / "limits.json")
     try:
         import uvloop
-
-        bench = uvloop.run(bench_system(args))
-    except ImportError:
+    except ImportError:  # the services need it, but the bench can do without
         bench = asyncio.run(bench_system(args))
+    else:
+        bench = uvloop.run(bench_system(args))
+    if args.drains_only:
+        (BUILD / "bench-drains.json").write_text(json.dumps(bench, indent=2, default=str) + "\n")
+        return 0
     bench.update(
         {
             "command": "make bench"
