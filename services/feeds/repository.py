@@ -120,12 +120,23 @@ async def active_likes_of(conn: Connection, post_ids: Sequence[uuid.UUID]) -> li
 # Readers ----------------------------------------------------------------------------------------------
 
 
+async def read_recently(conn: Connection, person_id: str, *, within: timedelta) -> bool:
+    """Whether the reader's last read is recorded within `within` and their feed is built: then a read
+    needs no write (an upsert that changes nothing still locks the row and waits for a WAL flush)."""
+    return bool(
+        await conn.fetchval(
+            """SELECT last_read_at > now() - $2::interval AND built_at IS NOT NULL
+               FROM readers WHERE person_id = $1""",
+            person_id,
+            within,
+        )
+    )
+
+
 async def touch_reader(conn: Connection, person_id: str, *, active_window: timedelta, granularity: timedelta) -> bool:
     """Record a feed read; True if the reader's home feed must be built first.
 
     A reader new to us, or back after the activity window (fan-out passed them by), gets built_at null.
-    The time is written at most once per `granularity`: far finer than the window, and it spares the hot
-    read path a write per page.
     """
     needs_build = await conn.fetchval(
         """INSERT INTO readers AS r (person_id, last_read_at, built_at) VALUES ($1, now(), NULL)

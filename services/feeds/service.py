@@ -241,6 +241,11 @@ def _backing_keyset(cursor: str | None) -> tuple[int, uuid.UUID] | None:
 
 
 async def _record_read(conn: Connection, user: Claims, settings: FeedSettings) -> bool:
+    """Record that the user read a feed; True if their home feed must be built first. The time is written
+    at most once per READ_RECORDING_GRANULARITY: far finer than the activity window, and it spares the read
+    path a write per page."""
+    if await repository.read_recently(conn, user.sub, within=READ_RECORDING_GRANULARITY):
+        return False
     return await repository.touch_reader(
         conn, user.sub, active_window=settings.active_window, granularity=READ_RECORDING_GRANULARITY
     )
