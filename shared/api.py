@@ -98,6 +98,44 @@ class Post(BaseModel):
     favourited_by_me: bool = False
 
 
+class FeedEntry(BaseModel):
+    id: str
+    post: Post
+    reason: Literal["own", "followed", "team", "liked_by_followed", "trending"] = Field(
+        description="why the post is in this feed"
+    )
+    actors: list[Person] = Field(description="who you follow liked it (or, in trending, who backs it), newest first")
+    actor_count: int
+    at: datetime = Field(description="when the entry came into the feed; pages are ordered by it")
+
+
+class FeedPage(BaseModel):
+    items: list[FeedEntry]
+    next_cursor: str | None
+
+
+SEARCH_HEADLINE = "HTML: the matching words inside <mark>…</mark>, everything else escaped"
+
+
+class PostSearchHit(BaseModel):
+    post: Post
+    headline: str = Field(description=SEARCH_HEADLINE)
+    rank: float = Field(description="how well the post matches; results are ordered by it, then by recency")
+
+
+class PersonSearchHit(BaseModel):
+    person: Person
+    title: str | None
+    expertise: list[str]
+    headline: str = Field(description=SEARCH_HEADLINE + "; name, title and expertise")
+    rank: float
+
+
+class SearchPage(BaseModel):
+    items: list[PostSearchHit] | list[PersonSearchHit]
+    next_cursor: str | None
+
+
 class LikeState(BaseModel):
     liked: bool
     like_count: int

@@ -9,6 +9,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The backend services behind the gateway, each with a `<name>_url` setting below.
+BACKEND_SERVICES: tuple[str, ...] = ("people", "posts", "reactions", "notifications", "feeds", "search")
+
 DEVELOPMENT_JWT_SECRET = "tillit-development-secret-do-not-use-in-production"
 
 

@@ -52,7 +52,9 @@ def random_id(prefix: str = "u") -> str:
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to a target; `cut()` drops every connection and refuses new ones
-    until `restore()`, which is what a server restart looks like to a client."""
+    until `restore()`, which is what a server restart looks like to a client. `stall()` holds the server's
+    replies (the client's bytes still reach the server) until `restore()` or `cut()`: a server that took
+    a request and has not answered yet, e.g. a publish the broker routed but has not confirmed."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -60,28 +62,41 @@ class TcpProxy:
         self._server: asyncio.base_events.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._replies_flowing = asyncio.Event()
+        self._replies_flowing.set()
+        self._cuts = 0
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        cuts = self._cuts
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.close()
             return
+        if cuts != self._cuts:
+            # cut() ran while this connection was being set up: it must not outlive the cut.
+            writer.transport.abort()
+            up_writer.transport.abort()
+            return
         self._writers.update((writer, up_writer))
         tasks = [
             asyncio.create_task(self._pipe(reader, up_writer)),
-            asyncio.create_task(self._pipe(up_reader, writer)),
+            asyncio.create_task(self._pipe(up_reader, writer, gate=self._replies_flowing)),
         ]
         self._pipes.update(tasks)
         for task in tasks:
             task.add_done_callback(self._pipes.discard)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, gate: asyncio.Event | None = None
+    ) -> None:
         try:
             while data := await reader.read(65536):
+                if gate is not None:
+                    await gate.wait()
                 writer.write(data)
                 await writer.drain()
         except (OSError, asyncio.CancelledError):
@@ -91,7 +106,11 @@ class TcpProxy:
             with contextlib.suppress(Exception):
                 writer.close()
 
+    def stall(self) -> None:
+        self._replies_flowing.clear()
+
     async def cut(self) -> None:
+        self._cuts += 1
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -103,6 +122,7 @@ class TcpProxy:
             task.cancel()
 
     async def restore(self) -> None:
+        self._replies_flowing.set()
         if self._server is None:
             self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port, reuse_address=True)
 

@@ -1,5 +1,6 @@
-"""The services of the system and their event consumers: the one list the CLI, the AsyncAPI document and
-the test harness read, so adding a service means adding it here."""
+"""The services of the system and their event consumers, which the CLI, the AsyncAPI document and the
+test harness read. The list of services itself is shared.settings.BACKEND_SERVICES (the gateway needs it
+too); adding a service means adding it there and giving it a `<name>_url` setting."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import importlib
 from collections.abc import Sequence
 
 from shared.consumer import EventConsumer
+from shared.settings import BACKEND_SERVICES
 
-# Backend services, each `python -m services.<name>` with its own schema; the gateway fronts them.
-BACKEND_SERVICES: tuple[str, ...] = ("people", "posts", "reactions", "notifications", "feeds", "search")
+__all__ = ["BACKEND_SERVICES", "all_consumers", "consumers_of"]
 
 
 def consumers_of(service: str) -> Sequence[EventConsumer]:

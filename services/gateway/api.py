@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
@@ -15,8 +15,10 @@ from pydantic import BaseModel
 from services.gateway import service
 from services.gateway.upstream import Upstreams
 from shared.api import (
+    ChangeAudience,
     CreatePost,
     FavouriteState,
+    FeedPage,
     LikeState,
     MarkRead,
     Me,
@@ -24,6 +26,9 @@ from shared.api import (
     PersonPage,
     Post,
     PostPage,
+    Profile,
+    ProfileUpdate,
+    SearchPage,
 )
 from shared.auth import Claims, TokenVerifier, bearer_token, mint_token
 from shared.demo import DEMO_USERS
@@ -32,8 +37,8 @@ from shared.http import ProblemError
 router = APIRouter(prefix="/api")
 _bearer = HTTPBearer(auto_error=False, description="A JWT from the identity provider (or the development sign-in)")
 
-PROBLEM = {"description": "Problem details (RFC 9457)", "content": {"application/problem+json": {}}}
-ERRORS = {401: PROBLEM, 422: PROBLEM}
+PROBLEM: dict[str, Any] = {"description": "Problem details (RFC 9457)", "content": {"application/problem+json": {}}}
+ERRORS: dict[int | str, dict[str, Any]] = {401: PROBLEM, 422: PROBLEM}
 PageLimit = Annotated[int, Query(ge=1, le=100, description="items per page")]
 
 
@@ -57,7 +62,8 @@ User = Annotated[SignedIn, Depends(signed_in)]
 
 
 def upstreams(request: Request) -> Upstreams:
-    return request.app.state.upstreams  # type: ignore[no-any-return]
+    found: Upstreams = request.app.state.upstreams
+    return found
 
 
 def _page_params(cursor: str | None, limit: int) -> list[tuple[str, str]]:
@@ -153,6 +159,125 @@ async def mark_read(request: Request, body: MarkRead, user: User) -> Response:
         body=body.model_dump_json(exclude_none=True).encode(),
     )
     return reply.to_response() if reply.status != 204 else Response(status_code=204)
+
+
+@router.patch("/posts/{post_id}", response_model=Post, responses={**ERRORS, 403: PROBLEM, 404: PROBLEM})
+async def change_audience(request: Request, post_id: uuid.UUID, body: ChangeAudience, user: User) -> Response:
+    """Widen or narrow who may see your post. Outside its audience a post does not exist."""
+    reply = await upstreams(request).call(
+        "posts", "PATCH", f"/posts/{post_id}", token=user.token, body=body.model_dump_json().encode()
+    )
+    if reply.status != 200:
+        return reply.to_response()
+    return await service.post_for_viewer(upstreams(request), post_id=str(post_id), token=user.token)
+
+
+PersonId = Annotated[str, Path(min_length=1, max_length=200, description="the person's id (the token's sub)")]
+Relation = Literal["follow", "mute", "block"]
+
+
+@router.get("/people/{person_id}", response_model=Profile, responses={**ERRORS, 404: PROBLEM}, tags=["people"])
+async def profile(request: Request, person_id: PersonId, user: User) -> Response:
+    reply = await upstreams(request).call("people", "GET", f"/people/{person_id}", token=user.token)
+    return reply.to_response()
+
+
+@router.patch("/me", response_model=Profile, responses=ERRORS, tags=["people"])
+async def update_me(request: Request, body: ProfileUpdate, user: User) -> Response:
+    """Edit your own profile: title, department, location, bio, expertise, languages, photo URL."""
+    reply = await upstreams(request).call(
+        "people", "PATCH", "/me", token=user.token, body=body.model_dump_json(exclude_unset=True).encode()
+    )
+    return reply.to_response()
+
+
+@router.put(
+    "/people/{person_id}/{relation}",
+    responses={**ERRORS, 403: PROBLEM, 404: PROBLEM},
+    tags=["people"],
+    summary="Follow, mute or block someone",
+)
+async def relate(request: Request, person_id: PersonId, relation: Relation, user: User) -> Response:
+    """Answers `{"following": true}`, `{"muted": true}` or `{"blocked": true}`. Muting is silent: their posts
+    and activity leave your feed and they stop notifying you. Blocking ends follows both ways, and neither
+    of you sees the other's posts or likes."""
+    reply = await upstreams(request).call("people", "PUT", f"/people/{person_id}/{relation}", token=user.token)
+    return reply.to_response()
+
+
+@router.delete(
+    "/people/{person_id}/{relation}",
+    responses={**ERRORS, 404: PROBLEM},
+    tags=["people"],
+    summary="Unfollow, unmute or unblock someone",
+)
+async def unrelate(request: Request, person_id: PersonId, relation: Relation, user: User) -> Response:
+    reply = await upstreams(request).call("people", "DELETE", f"/people/{person_id}/{relation}", token=user.token)
+    return reply.to_response()
+
+
+@router.get("/people/{person_id}/followers", response_model=PersonPage, responses=ERRORS, tags=["people"])
+async def followers(
+    request: Request, person_id: PersonId, user: User, cursor: str | None = None, limit: PageLimit = 20
+) -> Response:
+    reply = await upstreams(request).call(
+        "people", "GET", f"/people/{person_id}/followers", token=user.token, params=_page_params(cursor, limit)
+    )
+    return reply.to_response()
+
+
+@router.get("/people/{person_id}/following", response_model=PersonPage, responses=ERRORS, tags=["people"])
+async def following(
+    request: Request, person_id: PersonId, user: User, cursor: str | None = None, limit: PageLimit = 20
+) -> Response:
+    reply = await upstreams(request).call(
+        "people", "GET", f"/people/{person_id}/following", token=user.token, params=_page_params(cursor, limit)
+    )
+    return reply.to_response()
+
+
+@router.get("/feed", response_model=FeedPage, responses=ERRORS, tags=["feeds"])
+async def home_feed(request: Request, user: User, cursor: str | None = None, limit: PageLimit = 20) -> Response:
+    """Your posts, posts of people you follow and of your teams, and what people you follow liked."""
+    return await service.feed_for_viewer(
+        upstreams(request), path="/feed", token=user.token, params=_page_params(cursor, limit)
+    )
+
+
+@router.get("/feed/trending", response_model=FeedPage, responses=ERRORS, tags=["feeds"])
+async def trending_feed(request: Request, user: User, cursor: str | None = None, limit: PageLimit = 20) -> Response:
+    """The posts most people backed over the last 7 days, among those you may see."""
+    return await service.feed_for_viewer(
+        upstreams(request), path="/feed/trending", token=user.token, params=_page_params(cursor, limit)
+    )
+
+
+@router.get("/teams/{team}/feed", response_model=FeedPage, responses={**ERRORS, 404: PROBLEM}, tags=["feeds"])
+async def team_feed(
+    request: Request,
+    team: Annotated[str, Path(min_length=1, max_length=200)],
+    user: User,
+    cursor: str | None = None,
+    limit: PageLimit = 20,
+) -> Response:
+    """Posts to one of your teams."""
+    return await service.feed_for_viewer(
+        upstreams(request), path=f"/teams/{team}/feed", token=user.token, params=_page_params(cursor, limit)
+    )
+
+
+@router.get("/search", response_model=SearchPage, responses=ERRORS, tags=["search"])
+async def search(
+    request: Request,
+    user: User,
+    q: Annotated[str, Query(description='1-200 characters; websearch syntax ("a phrase", or, -word)')],
+    kind: Annotated[Literal["posts", "people"], Query(alias="type")] = "posts",
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=50)] = 20,
+) -> Response:
+    """Posts you may see, or people by name, title and expertise; Norwegian and English, best match first."""
+    params = [("q", q), ("type", kind), ("limit", str(limit))] + ([("cursor", cursor)] if cursor else [])
+    return await service.search_for_viewer(upstreams(request), token=user.token, params=params)
 
 
 @router.get("/health", tags=["operations"])

@@ -13,6 +13,7 @@ from fastapi import Response
 
 from services.gateway.upstream import UpstreamReply, Upstreams
 from shared.auth import Claims
+from shared.http import ProblemError
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,58 @@ async def post_for_viewer(upstreams: Upstreams, *, post_id: str, token: str) -> 
         return post_reply.to_response()
     mine = mine_reply.json() if mine_reply.status == 200 else {}
     return _json(_with_my_reactions(post_reply.json(), mine))
+
+
+async def posts_for_viewer(upstreams: Upstreams, *, post_ids: list[str], token: str) -> dict[str, dict[str, Any]]:
+    """The posts the viewer may see, by id, with their own reactions. The posts service decides who sees
+    what: a post it does not return is left out wherever it was referred to."""
+    if not post_ids:
+        return {}
+    unique = list(dict.fromkeys(post_ids))
+    posts_reply, mine_reply = await asyncio.gather(
+        upstreams.call("posts", "GET", "/posts", token=token, params=[("ids", i) for i in unique]),
+        upstreams.call("reactions", "GET", "/me/reactions", token=token, params=[("post_ids", i) for i in unique]),
+    )
+    if posts_reply.status != 200:
+        raise ProblemError(502, "Bad Gateway", f"the posts service answered {posts_reply.status}")
+    mine = mine_reply.json() if mine_reply.status == 200 else {}
+    return {post["id"]: _with_my_reactions(post, mine) for post in posts_reply.json()}
+
+
+async def feed_for_viewer(upstreams: Upstreams, *, path: str, token: str, params: list[tuple[str, str]]) -> Response:
+    """A page of a feed with each entry's post in full, as the viewer may see it."""
+    reply = await upstreams.call("feeds", "GET", path, token=token, params=params)
+    if reply.status != 200:
+        return reply.to_response()
+    page = reply.json()
+    posts = await posts_for_viewer(upstreams, post_ids=[e["post_id"] for e in page["items"]], token=token)
+    items = [
+        {
+            "id": entry["id"],
+            "post": posts[entry["post_id"]],
+            "reason": entry["reason"],
+            "actors": entry["actors"],
+            "actor_count": entry["actor_count"],
+            "at": entry["at"],
+        }
+        for entry in page["items"]
+        if entry["post_id"] in posts
+    ]
+    return _json({"items": items, "next_cursor": page["next_cursor"]})
+
+
+async def search_for_viewer(upstreams: Upstreams, *, token: str, params: list[tuple[str, str]]) -> Response:
+    reply = await upstreams.call("search", "GET", "/search", token=token, params=params)
+    if reply.status != 200 or dict(params).get("type", "posts") != "posts":
+        return reply.to_response()
+    page = reply.json()
+    posts = await posts_for_viewer(upstreams, post_ids=[hit["post_id"] for hit in page["items"]], token=token)
+    items = [
+        {"post": posts[hit["post_id"]], "headline": hit["headline"], "rank": hit["rank"]}
+        for hit in page["items"]
+        if hit["post_id"] in posts
+    ]
+    return _json({"items": items, "next_cursor": page["next_cursor"]})
 
 
 async def favourites_for_viewer(upstreams: Upstreams, *, token: str, cursor: str | None, limit: int) -> Response:

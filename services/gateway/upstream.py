@@ -16,9 +16,9 @@ import orjson
 from fastapi import Response
 
 from shared.http import ProblemError
-from shared.settings import Settings
+from shared.settings import BACKEND_SERVICES, Settings
 
-SERVICES = ("people", "posts", "reactions", "notifications")
+SERVICES = BACKEND_SERVICES
 
 QueryParams = Sequence[tuple[str, str]] | Mapping[str, str] | None
 

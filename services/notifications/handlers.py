@@ -4,9 +4,11 @@ from services.notifications import service
 from shared.consumer import EventConsumer
 from shared.directory import people_directory_consumer
 from shared.events import EventType
+from shared.graph import social_graph_consumer
 
 CONSUMERS = (
     people_directory_consumer("notifications"),
+    social_graph_consumer("notifications"),
     EventConsumer(
         name="notifications.posts",
         event_types=[EventType.POST_CREATED, EventType.POST_DELETED],

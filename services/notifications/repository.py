@@ -276,9 +276,9 @@ async def inbox_page(
                                           ORDER BY a.acted_at DESC, a.actor_id), '[]'::jsonb) AS list,
                        count(*) AS count
                 FROM notification_actors a LEFT JOIN people_directory d ON d.id = a.actor_id
-                WHERE a.notification_id = n.id
+                WHERE a.notification_id = n.id AND NOT silenced(n.recipient_id, a.actor_id)
             ) actors
-            WHERE n.recipient_id = $1 {after_clause}
+            WHERE n.recipient_id = $1 AND actors.count > 0 {after_clause}
             ORDER BY n.updated_at DESC, n.id DESC
             LIMIT $2""",
         *args,
@@ -288,7 +288,11 @@ async def inbox_page(
 async def count_unread(conn: Connection, recipient_id: str) -> int:
     return int(
         await conn.fetchval(
-            "SELECT count(*) FROM notifications WHERE recipient_id = $1 AND read_at IS NULL", recipient_id
+            """SELECT count(*) FROM notifications n
+               WHERE n.recipient_id = $1 AND n.read_at IS NULL
+                 AND EXISTS (SELECT 1 FROM notification_actors a
+                             WHERE a.notification_id = n.id AND NOT silenced(n.recipient_id, a.actor_id))""",
+            recipient_id,
         )
     )
 
@@ -319,7 +323,7 @@ async def claim_due_emails(conn: Connection, *, limit: int, lease: timedelta) ->
 
 
 async def email_details(conn: Connection, *, recipient_id: str, actor_id: str, post_id: uuid.UUID) -> asyncpg.Record:
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         """SELECT r.email AS recipient_email, r.name AS recipient_name, r.locale AS recipient_locale,
                   a.name AS actor_name, p.excerpt AS post_excerpt, coalesce(p.deleted, false) AS post_deleted
            FROM (SELECT 1) one
@@ -330,6 +334,8 @@ async def email_details(conn: Connection, *, recipient_id: str, actor_id: str, p
         actor_id,
         post_id,
     )
+    assert row is not None  # the query selects from a one-row table
+    return row
 
 
 async def mark_email_sent(conn: Connection, email_id: uuid.UUID) -> None:
@@ -347,3 +353,14 @@ async def reschedule_email(conn: Connection, email_id: uuid.UUID, *, delay: time
 
 async def fail_email(conn: Connection, email_id: uuid.UUID, *, error: str, status: str = "failed") -> None:
     await conn.execute("UPDATE emails SET status = $2, last_error = $3 WHERE id = $1", email_id, status, error)
+
+
+async def silenced_pairs(conn: Connection, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Of (recipient, actor) pairs, those where the recipient must not hear from the actor (mute, block)."""
+    rows = await conn.fetch(
+        """SELECT recipient, actor FROM unnest($1::text[], $2::text[]) AS p(recipient, actor)
+           WHERE silenced(recipient, actor)""",
+        [p[0] for p in pairs],
+        [p[1] for p in pairs],
+    )
+    return {(r["recipient"], r["actor"]) for r in rows}

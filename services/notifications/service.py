@@ -52,6 +52,11 @@ async def apply_reactions(conn: Connection, events: Sequence[Event]) -> None:
             continue  # nobody is notified of their own reactions
         kind, active = _KIND_OF[type(data)]
         changes.append(_Change(data, kind, active))
+    # A muted or blocked actor stops notifying, without being told; taking a reaction back still applies.
+    silenced = await repository.silenced_pairs(
+        conn, list({(c.data.post_author_id, c.data.actor.id) for c in changes if c.active})
+    )
+    changes = [c for c in changes if not c.active or (c.data.post_author_id, c.data.actor.id) not in silenced]
     if not changes:
         return
     keys = {(c.data.post_id, c.data.actor.id, c.kind) for c in changes}
@@ -206,6 +211,7 @@ async def apply_post_changes(conn: Connection, events: Sequence[Event]) -> None:
     newest: dict[uuid.UUID, dict[str, Any]] = {}
     for event in events:
         data = event.data
+        post: dict[str, Any]
         if isinstance(data, PostCreatedV1):
             post = {
                 "id": data.post_id,
@@ -224,9 +230,10 @@ async def apply_post_changes(conn: Connection, events: Sequence[Event]) -> None:
             }
         else:
             continue
-        seen = newest.get(post["id"])
+        post_id: uuid.UUID = post["id"]
+        seen = newest.get(post_id)
         if seen is None or seen["version"] < post["version"]:
-            newest[post["id"]] = post
+            newest[post_id] = post
     if not newest:
         return
     await repository.apply_post_versions(conn, list(newest.values()))

@@ -49,7 +49,7 @@ async def unfavourite(request: Request, post_id: uuid.UUID, user: CurrentUser) -
 async def likers(
     request: Request, post_id: uuid.UUID, user: CurrentUser, cursor: str | None = None, limit: PageLimit = 20
 ) -> PersonPage:
-    return await service.likers(request.app.state.pool, post_id=post_id, cursor=cursor, limit=limit)
+    return await service.likers(request.app.state.pool, post_id=post_id, viewer=user, cursor=cursor, limit=limit)
 
 
 @router.get("/me/favourites")

@@ -17,8 +17,13 @@ _TABLE = {"like": "likes", "favourite": "favourites"}
 _COUNT = {"like": "like_count", "favourite": "favourite_count"}
 
 
-async def find_post(conn: Connection, post_id: uuid.UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT id, author_id, audience FROM posts WHERE id = $1 AND NOT deleted", post_id)
+async def find_post(conn: Connection, post_id: uuid.UUID, *, viewer_id: str) -> asyncpg.Record | None:
+    """The post if it exists here and the viewer is in its audience; outside it the post does not exist."""
+    return await conn.fetchrow(
+        "SELECT id, author_id, audience FROM posts WHERE id = $1 AND NOT deleted AND may_see($2, author_id, audience)",
+        post_id,
+        viewer_id,
+    )
 
 
 def _change_statement(reaction: Reaction, *, on: bool) -> str:
@@ -57,7 +62,8 @@ def _change_statement(reaction: Reaction, *, on: bool) -> str:
             )"""
     # The outbox row is what shared.outbox.add_to_outbox writes: (event_id, routing_key, body).
     return f"""WITH post AS (
-                SELECT id, author_id FROM posts WHERE id = $1 AND NOT deleted FOR SHARE
+                SELECT id, author_id FROM posts
+                WHERE id = $1 AND NOT deleted AND may_see($2, author_id, audience) FOR SHARE
             ),{change},
             event AS (
                 INSERT INTO outbox (event_id, routing_key, body)
@@ -95,16 +101,18 @@ async def change_reaction(
 
 
 async def likers_page(
-    conn: Connection, *, post_id: uuid.UUID, after: tuple[datetime, str] | None, limit: int
+    conn: Connection, *, post_id: uuid.UUID, viewer_id: str, after: tuple[datetime, str] | None, limit: int
 ) -> list[asyncpg.Record]:
+    """Who liked the post, newest first, leaving out anyone the viewer blocked or is blocked by."""
     if after is None:
-        after_clause, args = "", [post_id, limit]
+        after_clause, args = "", [post_id, limit, viewer_id]
     else:
-        after_clause, args = "AND (l.created_at, l.user_id) < ($3, $4)", [post_id, limit, after[0], after[1]]
+        after_clause = "AND (l.created_at, l.user_id) < ($4, $5)"
+        args = [post_id, limit, viewer_id, after[0], after[1]]
     return await conn.fetch(
         f"""SELECT l.user_id, coalesce(p.name, '') AS name, l.created_at
             FROM likes l LEFT JOIN people_directory p ON p.id = l.user_id
-            WHERE l.post_id = $1 {after_clause}
+            WHERE l.post_id = $1 AND NOT blocked_between($3, l.user_id) {after_clause}
             ORDER BY l.created_at DESC, l.user_id DESC LIMIT $2""",
         *args,
     )
@@ -119,7 +127,7 @@ async def favourites_page(
         after_clause, args = "AND (f.created_at, f.post_id) < ($3, $4)", [user_id, limit, after[0], after[1]]
     return await conn.fetch(
         f"""SELECT f.post_id, f.created_at FROM favourites f JOIN posts p ON p.id = f.post_id AND NOT p.deleted
-            WHERE f.user_id = $1 {after_clause}
+            WHERE f.user_id = $1 AND may_see($1, p.author_id, p.audience) {after_clause}
             ORDER BY f.created_at DESC, f.post_id DESC LIMIT $2""",
         *args,
     )

@@ -27,6 +27,7 @@ from shared.events import (
     Event,
     EventType,
     PersonRef,
+    PostAudienceChangedV1,
     PostCreatedV1,
     PostDeletedV1,
     PostFavouritedV1,
@@ -56,11 +57,11 @@ def post_not_found(post_id: uuid.UUID) -> ProblemError:
     return ProblemError(404, "Not Found", f"post {post_id} does not exist")
 
 
-async def _wait_for_post(pool: asyncpg.Pool, post_id: uuid.UUID) -> None:
+async def _wait_for_post(pool: asyncpg.Pool, post_id: uuid.UUID, *, viewer_id: str) -> None:
     deadline = asyncio.get_running_loop().time() + POST_ARRIVAL_GRACE_SECONDS
     while True:
         async with pool.acquire() as conn:
-            if await repository.find_post(conn, post_id) is not None:
+            if await repository.find_post(conn, post_id, viewer_id=viewer_id) is not None:
                 return
         if asyncio.get_running_loop().time() >= deadline:
             raise post_not_found(post_id)
@@ -104,18 +105,21 @@ async def set_reaction(
         if row is not None:
             return on, row["like_count"], row["favourite_count"]
         if attempt == 0:
-            await _wait_for_post(pool, post_id)
+            await _wait_for_post(pool, post_id, viewer_id=user.sub)
     raise post_not_found(post_id)
 
 
-async def likers(pool: asyncpg.Pool, *, post_id: uuid.UUID, cursor: str | None, limit: int) -> PersonPage:
+async def likers(
+    pool: asyncpg.Pool, *, post_id: uuid.UUID, viewer: Claims, cursor: str | None, limit: int
+) -> PersonPage:
     after = decode_cursor(cursor, arity=2)
     async with pool.acquire() as conn:
-        if await repository.find_post(conn, post_id) is None:
+        if await repository.find_post(conn, post_id, viewer_id=viewer.sub) is None:
             raise post_not_found(post_id)
         rows = await repository.likers_page(
             conn,
             post_id=post_id,
+            viewer_id=viewer.sub,
             after=(datetime.fromisoformat(after[0]), after[1]) if after else None,
             limit=limit + 1,
         )
@@ -153,10 +157,19 @@ async def apply_post_changes(conn: Connection, events: Sequence[Event]) -> None:
     newest: dict[uuid.UUID, dict[str, Any]] = {}
     for event in events:
         data = event.data
+        post: dict[str, Any]
         if isinstance(data, PostCreatedV1):
             post = {
                 "id": data.post_id,
                 "author_id": data.author.id,
+                "audience": data.audience.model_dump_json(),
+                "deleted": False,
+                "version": data.version,
+            }
+        elif isinstance(data, PostAudienceChangedV1):
+            post = {
+                "id": data.post_id,
+                "author_id": data.author_id,
                 "audience": data.audience.model_dump_json(),
                 "deleted": False,
                 "version": data.version,
@@ -171,8 +184,9 @@ async def apply_post_changes(conn: Connection, events: Sequence[Event]) -> None:
             }
         else:
             continue
-        seen = newest.get(post["id"])
+        post_id: uuid.UUID = post["id"]
+        seen = newest.get(post_id)
         if seen is None or seen["version"] < post["version"]:
-            newest[post["id"]] = post
+            newest[post_id] = post
     if newest:
         await repository.apply_post_versions(conn, list(newest.values()))
