@@ -35,6 +35,12 @@ from shared.events import (
 from tests.harness import AMQP_URL, System
 
 POLL_SECONDS = 0.01
+GIVE_UP_SECONDS = 180.0
+
+
+def _check_deadline(deadline: float, consumer: str) -> None:
+    if time.perf_counter() > deadline:
+        raise TimeoutError(f"{consumer} did not drain its backlog in {GIVE_UP_SECONDS:.0f} s")
 
 
 @dataclass(frozen=True)
@@ -167,16 +173,20 @@ async def timed_restart(
             restart.add_done_callback(lambda _t: ready_at.append(time.perf_counter()))
             t_first = None
             cpu_from = None
+            deadline = time.perf_counter() + GIVE_UP_SECONDS
             while (left := await depth.ready(queue)) >= queued:
+                _check_deadline(deadline, consumer)
                 await asyncio.sleep(POLL_SECONDS)
                 if restart.done() and restart.exception():
                     raise restart.exception()  # type: ignore[misc]
             t_first = time.perf_counter()
             cpu_from = procstat.snapshot()
             while left > 0:
+                _check_deadline(deadline, consumer)
                 await asyncio.sleep(POLL_SECONDS)
                 left = await depth.ready(queue)
-        while await inbox_count(db, consumer) < already + events:  # noqa: ASYNC110 (another process commits)
+        while await inbox_count(db, consumer) < already + events:
+            _check_deadline(deadline, consumer)
             await asyncio.sleep(POLL_SECONDS)
         t_done = time.perf_counter()
         roles = {system.processes[service].pid: service, os.getpid(): "bench"}

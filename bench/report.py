@@ -68,7 +68,7 @@ def rows(bench: dict[str, Any], limits: dict[str, Any]) -> list[dict[str, Any]]:
         f"likes, open loop paced at {fmt(paced['offered_rate'])}/s (half the sustained rate)",
         paced["rate"],
         "likes/s",
-        "http_like_bare",
+        "",
         range=(paced["rate_min"], paced["rate_max"]),
     )
     add("  HTTP latency p50 (paced)", paced["p50_ms"], "ms", "http_like_bare", "p50_ms")
