@@ -22,7 +22,7 @@ class Person:
         self.name = f"{name} {self.id[-4:]}"
         self.token = system.token(self.id, name=self.name, groups=groups or [])
 
-    def _client(self, service: str | None = None) -> httpx.AsyncClient:
+    def client(self, service: str | None = None) -> httpx.AsyncClient:
         if service is None:
             return self.system.client(self.token)
         return httpx.AsyncClient(
@@ -32,33 +32,33 @@ class Person:
         )
 
     async def sign_in(self) -> Person:
-        async with self._client() as client:
+        async with self.client() as client:
             reply = await client.get("/api/me")
         assert reply.status_code == 200, reply.text
         return self
 
     async def post(self, audience: dict[str, Any] = EVERYONE, body: str = "Halvferdig idé: felles ukeplan?") -> str:
-        async with self._client() as client:
+        async with self.client() as client:
             reply = await client.post("/api/posts", json={"body": body, "kind": "idea", "audience": audience})
         assert reply.status_code == 201, reply.text
         return str(reply.json()["id"])
 
     async def like(self, post_id: str, *, on: bool = True) -> None:
-        async with self._client() as client:
+        async with self.client() as client:
             reply = await (client.put if on else client.delete)(f"/api/posts/{post_id}/like")
         assert reply.status_code == 200, reply.text
 
     async def delete(self, post_id: str) -> None:
-        async with self._client() as client:
+        async with self.client() as client:
             assert (await client.delete(f"/api/posts/{post_id}")).status_code == 204
 
     async def change_audience(self, post_id: str, audience: dict[str, Any]) -> None:
-        async with self._client("posts") as client:
+        async with self.client("posts") as client:
             reply = await client.patch(f"/posts/{post_id}", json={"audience": audience})
         assert reply.status_code == 200, reply.text
 
     async def relate(self, kind: str, other: Person, *, on: bool = True) -> None:
-        async with self._client("people") as client:
+        async with self.client("people") as client:
             path = f"/people/{other.id}/{kind}"
             reply = await (client.put(path) if on else client.delete(path))
         assert reply.status_code == 200, reply.text
@@ -67,7 +67,7 @@ class Person:
         await self.relate("follow", other)
 
     async def read(self, path: str = "/feed", **params: Any) -> httpx.Response:
-        async with self._client("feeds") as client:
+        async with self.client("feeds") as client:
             return await client.get(path, params={k: v for k, v in params.items() if v is not None})
 
     async def feed(self, path: str = "/feed", **params: Any) -> dict[str, Any]:
@@ -341,3 +341,23 @@ async def test_feed_routes_need_a_token_and_refuse_a_cursor_not_theirs(system: S
         reply = await reader.read(path, cursor="bm90IG91cnM")
         assert reply.status_code == 422 and reply.json()["errors"][0]["field"] == "query.cursor"
         assert (await reader.read(path, limit=0)).status_code == 422
+
+
+async def test_the_gateway_serves_the_feed_with_each_post_in_full(system: System) -> None:
+    """The same promise through the public API only: follow, post and like at /api, the feed at /api/feed."""
+    author, liker, reader = await people(system, "Astrid", "Bente", "Carl")
+    async with reader.client() as client:
+        assert (await client.put(f"/api/people/{liker.id}/follow")).json() == {"following": True}
+        await client.get("/api/feed")
+    post = await author.post(body="Forslag: felles lunsj på fredager")
+    await liker.like(post)
+
+    async def in_the_feed() -> dict[str, Any] | None:
+        async with reader.client() as client:
+            page: dict[str, Any] = (await client.get("/api/feed")).json()
+        return next((item for item in page["items"] if item["post"]["id"] == post), None)
+
+    item = await until(in_the_feed, "the liked post in the reader's feed through the gateway")
+    assert item["reason"] == "liked_by_followed" and item["actors"] == [{"id": liker.id, "name": liker.name}]
+    assert item["post"]["body"] == "Forslag: felles lunsj på fredager"
+    assert item["post"]["author"] == {"id": author.id, "name": author.name}
