@@ -17,6 +17,7 @@ import pytest
 
 from services.notifications import service
 from shared import db as shared_db
+from shared.db import Connection
 from shared.events import (
     Envelope,
     Event,
@@ -84,15 +85,15 @@ def random_batches(rng: random.Random, posts: list[uuid.UUID], authors: dict[uui
         i, j = rng.randrange(len(events)), rng.randrange(len(events))
         events[i], events[j] = events[j], events[i]
     events += rng.sample(events, len(events) // 10)
-    batches, at = [], 0
-    while at < len(events):
+    batches, first = [], 0
+    while first < len(events):
         size = rng.choice([1, 3, 8, 25])
-        batches.append(events[at : at + size])
-        at += size
+        batches.append(events[first : first + size])
+        first += size
     return batches
 
 
-async def inbox_state(conn: asyncpg.Connection) -> dict[str, list[tuple[object, ...]]]:
+async def inbox_state(conn: Connection) -> dict[str, list[tuple[object, ...]]]:
     groups = await conn.fetch(
         """SELECT n.recipient_id, n.post_id, n.kind, n.is_open, n.read_at IS NOT NULL AS read, n.created_at,
                   n.updated_at, array_agg((a.actor_id, a.acted_at)::text ORDER BY a.actor_id) AS actors
