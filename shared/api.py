@@ -104,9 +104,15 @@ class FeedEntry(BaseModel):
     reason: Literal["own", "followed", "team", "liked_by_followed", "trending"] = Field(
         description="why the post is in this feed"
     )
-    actors: list[Person] = Field(description="who you follow liked it (or, in trending, who backs it), newest first")
+    actors: list[Person] = Field(
+        description="liked_by_followed: the people you follow who liked it, newest first; trending: its backers; "
+        "own, followed and team: the author"
+    )
     actor_count: int
-    at: datetime = Field(description="when the entry came into the feed; pages are ordered by it")
+    at: datetime = Field(
+        description="home feed: when the entry came into it (pages are ordered by it and it never moves); "
+        "team feed: when the post was written; trending: the latest backing"
+    )
 
 
 class FeedPage(BaseModel):
