@@ -208,7 +208,12 @@ class ConsumerRunner:
                 self.stats.retries += 1
                 log.warning(
                     "transient failure, retrying batch",
-                    extra={"consumer": self.consumer.name, "attempt": attempt, "error": repr(exc)},
+                    extra={
+                        "consumer": self.consumer.name,
+                        "attempt": attempt,
+                        "error": repr(exc),
+                        "event_ids": [str(event_id) for event_id in list(unique)[:20]],
+                    },
                 )
                 await asyncio.sleep(backoff_seconds(attempt))
                 continue
@@ -217,6 +222,9 @@ class ConsumerRunner:
             self.stats.last_batch_at = time.time()
             for event in events:
                 self.stats.by_type[event.type] = self.stats.by_type.get(event.type, 0) + 1
+                if log.isEnabledFor(logging.DEBUG):
+                    with event_context(event.id):
+                        log.debug("event applied", extra={"consumer": self.consumer.name, "type": event.type})
             return
 
     async def _ack(self, batch: list[_Delivery]) -> None:
@@ -248,7 +256,7 @@ class ConsumerRunner:
         self.stats.dead_lettered += 1
         log.error(
             "dead-lettering message",
-            extra={"consumer": self.consumer.name, "reason": reason, "message_id": message.message_id},
+            extra={"consumer": self.consumer.name, "reason": reason, "event_id": message.message_id},
         )
         headers = dict(message.headers or {})
         headers.update(
