@@ -119,8 +119,10 @@ def table(bench: dict[str, Any], limits: dict[str, Any]) -> str:
 
 
 def _cpu_line(cpu: dict[str, float]) -> str:
-    order = ["gateway", "reactions", "posts", "notifications", "people", "postgres", "rabbitmq", "loadgen", "bench"]
-    shown = [g for g in order if g in cpu] + [g for g in ("other", "machine_busy") if g in cpu]
+    order = ["gateway", "reactions", "posts", "notifications", "postgres", "rabbitmq", "loadgen", "bench"]
+    last = ("other", "machine_busy")
+    rest = sorted(g for g in cpu if g not in order and g not in last and cpu[g] >= 0.5)
+    shown = [g for g in order if g in cpu] + rest + [g for g in last if g in cpu]
     return ", ".join(f"{g} {cpu[g]:.0f}" for g in shown)
 
 
