@@ -12,14 +12,17 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aio_pika
 import httpx
 import orjson
 import pytest
 
+from shared.events import EventType
 from tests.harness import System, TcpProxy, eventually, random_id
 from tests.test_reliability import (
     REACTION_CONSUMERS,
     Envelope,
+    amqp_channel,
     assert_no_dead_letters,
     create_post,
     db,
@@ -274,7 +277,7 @@ async def _stats(system: System, service: str, consumer: str) -> dict[str, Any]:
 
 async def test_posts_written_while_the_broker_is_away_are_published_when_it_returns() -> None:
     proxy = TcpProxy("127.0.0.1", 5672)
-    async with running(System(amqp_via=proxy), proxy) as system:
+    async with running(System(amqp_via=proxy), proxy) as system, amqp_channel() as probe_channel:
         author, fans = random_id("author"), [random_id("fan") for _ in range(4)]
         author_token = system.token(author)
         earlier = uuid.UUID((await create_post(system, author_token))["id"])
@@ -282,13 +285,16 @@ async def test_posts_written_while_the_broker_is_away_are_published_when_it_retu
         post_consumers = (("reactions", "reactions.posts"), ("notifications", "notifications.posts"))
         applied_before = {c: await inbox_count(system, schema, c) for schema, c in post_consumers}
         duplicates_before = {c: (await _stats(system, schema, c))["duplicates"] for schema, c in post_consumers}
+        # A queue of the test's own, straight on the broker (not through the proxy), sees every post.created.
+        probe = await probe_channel.declare_queue(exclusive=True)
+        await probe.bind(f"{system.namespace}.events", routing_key=str(EventType.POST_CREATED))
 
-        # The broker goes away in the middle of a publish: it has the message, but the relay has no confirm
-        # when the connection drops. The relay must keep the row (publishing again later), not lose it.
+        # The broker goes away in the middle of a publish: it has routed the message, but the relay has no
+        # confirm when the connection drops. The relay must keep the row and publish it again, not lose it.
         proxy.stall()
         in_flight = uuid.UUID((await create_post(system, author_token, "Publisert idet megleren forsvant"))["id"])
         await eventually(lambda: _relay_waiting_for_confirms(system), timeout=10, message="the relay publishes")
-        await asyncio.sleep(0.3)  # the broker routes the message it was sent
+        published = await _collect(probe, in_flight)
         await proxy.cut()
 
         async def broker_away() -> bool:
@@ -316,9 +322,12 @@ async def test_posts_written_while_the_broker_is_away_are_published_when_it_retu
         await proxy.restore()
         # The connections come back by themselves (aio-pika retries every 5 s) and the relays drain.
         await wait_for_empty_outboxes(system, timeout=40)
+        # The event in flight at the cut was published again, with the same id: at least once, as promised.
+        published += await _collect(probe, in_flight)
+        assert len(published) == 2 and len(set(published)) == 1, published
         everything = [in_flight, *written]
         for schema, consumer in post_consumers:
-            # Each post's event applied exactly once; the one published twice is dropped the second time.
+            # Each post's event applied exactly once; the copy published again is dropped.
             await wait_for_inbox(system, schema, consumer, applied_before[consumer] + len(everything))
 
             async def dropped(schema: str = schema, consumer: str = consumer) -> bool:
@@ -335,6 +344,20 @@ async def test_posts_written_while_the_broker_is_away_are_published_when_it_retu
             await wait_for_likes_settled(system, post_id, author_id=author, expected={fan})
         await wait_for_likes_settled(system, earlier, author_id=author, expected=set(fans))
         await assert_no_dead_letters(system)
+
+
+async def _collect(queue: aio_pika.abc.AbstractQueue, post_id: uuid.UUID) -> list[str]:
+    """Wait for the next post.created of this post in the probe queue; the message ids of those found."""
+    found: list[str] = []
+
+    async def arrived() -> bool:
+        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+            if orjson.loads(message.body)["data"]["post_id"] == str(post_id):
+                found.append(str(message.message_id))
+        return bool(found)
+
+    await eventually(arrived, timeout=40, interval=0.1, message=f"post.created of {post_id} published")
+    return found
 
 
 async def _relay_waiting_for_confirms(system: System) -> bool:
