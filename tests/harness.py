@@ -138,7 +138,7 @@ class CapturingSmtp:
         self.messages: list[EmailMessage] = []
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         content = envelope.original_content or envelope.content
         self.messages.append(email.message_from_bytes(content, policy=email.policy.default))  # type: ignore[arg-type]
         return "250 OK"
@@ -296,7 +296,9 @@ class System:
 
     # Helpers for tests --------------------------------------------------------------------------------
 
-    def token(self, user_id: str | None = None, *, name: str | None = None, email: str | None = None, **extra: Any) -> str:
+    def token(
+        self, user_id: str | None = None, *, name: str | None = None, email: str | None = None, **extra: Any
+    ) -> str:
         user_id = user_id or random_id()
         claims = Claims(sub=user_id, name=name or f"Person {user_id}", email=email or f"{user_id}@tillit.test", **extra)
         return mint_token(self.settings, claims)
