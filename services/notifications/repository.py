@@ -146,19 +146,33 @@ async def queue_email(
 
 
 async def advance_reaction_states(
-    conn: Connection, states: Sequence[tuple[uuid.UUID, str, str, bool, int]]
-) -> set[tuple[uuid.UUID, str, str]]:
-    """advance_reaction_state for many (post, actor, kind, active, version) at once, each key at most
-    once; returns the keys whose state was newer than the one applied."""
-    rows = await conn.fetch(
-        """INSERT INTO reaction_states AS s (post_id, actor_id, kind, active, version)
-           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bool[], $5::bigint[])
-           ON CONFLICT (post_id, actor_id, kind) DO UPDATE SET active = excluded.active, version = excluded.version
-           WHERE s.version < excluded.version
-           RETURNING post_id, actor_id, kind""",
+    conn: Connection, states: Sequence[tuple[uuid.UUID, str, str, bool, int, str]]
+) -> list[asyncpg.Record]:
+    """advance_reaction_state for many (post, actor, kind, active, version, recipient) at once, each key at
+    most once. Returns a row per key whose state was newer than the one applied, with what adding the actor
+    needs to know (in the same round trip): whether the post is deleted, and since when the group of
+    (recipient, post, kind) is open (NULL: no open group)."""
+    return await conn.fetch(
+        """WITH input AS (
+               SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bool[], $5::bigint[], $6::text[])
+                   AS i(post_id, actor_id, kind, active, version, recipient_id)
+           ), advanced AS (
+               INSERT INTO reaction_states AS s (post_id, actor_id, kind, active, version)
+               SELECT post_id, actor_id, kind, active, version FROM input
+               ON CONFLICT (post_id, actor_id, kind) DO UPDATE
+               SET active = excluded.active, version = excluded.version
+               WHERE s.version < excluded.version
+               RETURNING post_id, actor_id, kind
+           )
+           SELECT a.post_id, a.actor_id, a.kind, coalesce(p.deleted, false) AS post_deleted,
+                  n.created_at AS open_since
+           FROM advanced a
+           JOIN input i ON i.post_id = a.post_id AND i.actor_id = a.actor_id AND i.kind = a.kind
+           LEFT JOIN posts p ON p.id = a.post_id
+           LEFT JOIN notifications n
+             ON n.recipient_id = i.recipient_id AND n.post_id = a.post_id AND n.kind = a.kind AND n.is_open""",
         *(list(column) for column in zip(*states, strict=True)),
     )
-    return {(r["post_id"], r["actor_id"], r["kind"]) for r in rows}
 
 
 async def remove_actors_from_open_groups(conn: Connection, removals: Sequence[tuple[str, uuid.UUID, str, str]]) -> None:
@@ -184,20 +198,6 @@ async def remove_actors_from_open_groups(conn: Connection, removals: Sequence[tu
         recipients,
         posts,
         kinds,
-    )
-
-
-async def groups_as_found(conn: Connection, groups: Sequence[tuple[str, uuid.UUID, str]]) -> list[asyncpg.Record]:
-    """For each (recipient, post, kind): whether the post is deleted, and since when its group is open
-    (NULL: no open group)."""
-    return await conn.fetch(
-        """SELECT g.recipient_id, g.post_id, g.kind, coalesce(p.deleted, false) AS post_deleted,
-                  n.created_at AS open_since
-           FROM unnest($1::text[], $2::uuid[], $3::text[]) AS g(recipient_id, post_id, kind)
-           LEFT JOIN posts p ON p.id = g.post_id
-           LEFT JOIN notifications n
-             ON n.recipient_id = g.recipient_id AND n.post_id = g.post_id AND n.kind = g.kind AND n.is_open""",
-        *(list(column) for column in zip(*groups, strict=True)),
     )
 
 

@@ -65,17 +65,21 @@ async def apply_reactions(conn: Connection, events: Sequence[Event]) -> None:
         await _apply_one_by_one(conn, changes)
         return
 
-    # Events come in any order: only a state newer than the one applied may change the inbox.
-    advanced = await repository.advance_reaction_states(
-        conn, [(c.data.post_id, c.data.actor.id, c.kind, c.active, c.data.version) for c in changes]
-    )
+    # Events come in any order: only a state newer than the one applied may change the inbox. The same
+    # statement reads the groups as found, which the removals below cannot change (they touch other groups).
+    advanced = {
+        (r["post_id"], r["actor_id"], r["kind"]): r
+        for r in await repository.advance_reaction_states(
+            conn, [(c.data.post_id, c.data.actor.id, c.kind, c.active, c.data.version, c.group[0]) for c in changes]
+        )
+    }
     changes = [c for c in changes if (c.data.post_id, c.data.actor.id, c.kind) in advanced]
     removals = [(*c.group, c.data.actor.id) for c in changes if not c.active]
     if removals:
         await repository.remove_actors_from_open_groups(conn, removals)
     adds = [c for c in changes if c.active]
     if adds:
-        await _add_actors(conn, adds)
+        await _add_actors(conn, adds, [advanced[(c.data.post_id, c.data.actor.id, c.kind)] for c in adds])
 
 
 @dataclass(frozen=True)
@@ -99,15 +103,14 @@ class _Phase:
     actors: list[tuple[str, uuid.UUID, str, str, datetime]] = field(default_factory=list)
 
 
-async def _add_actors(conn: Connection, adds: list[_Change]) -> None:
+async def _add_actors(conn: Connection, adds: list[_Change], found: list[asyncpg.Record]) -> None:
     """add_actor_to_group for every add, as one by one would: walk the batch in order over the groups as
-    found, then write. A group that closes in mid-batch (its window runs out) starts a new phase, since
-    a new open group can only be inserted once the old one is closed."""
-    found = await repository.groups_as_found(conn, list(dict.fromkeys(c.group for c in adds)))
+    found (one row per add), then write. A group that closes in mid-batch (its window runs out) starts a
+    new phase, since a new open group can only be inserted once the old one is closed."""
     open_since: dict[tuple[str, uuid.UUID, str], datetime | None] = {
-        (r["recipient_id"], r["post_id"], r["kind"]): r["open_since"] for r in found
+        change.group: row["open_since"] for change, row in zip(adds, found, strict=True)
     }
-    deleted = {r["post_id"] for r in found if r["post_deleted"]}
+    deleted = {row["post_id"] for row in found if row["post_deleted"]}
     people: dict[str, str] = {}
     emails = []
     phases = [_Phase()]
