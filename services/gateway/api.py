@@ -89,6 +89,8 @@ async def delete_post(request: Request, post_id: uuid.UUID, user: User) -> Respo
     return reply.to_response() if reply.status != 204 else Response(status_code=204)
 
 
+# services/gateway/fastpath.py answers the four reaction routes below before FastAPI sees them, in the
+# common case; these declarations document them and answer whatever the fast path passes on. Keep both in step.
 async def _reaction(request: Request, method: str, post_id: uuid.UUID, what: str, user: SignedIn) -> Response:
     reply = await upstreams(request).call("reactions", method, f"/posts/{post_id}/{what}", token=user.token)
     return reply.to_response()
