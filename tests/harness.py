@@ -140,7 +140,7 @@ class CapturingSmtp:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         content = envelope.original_content or envelope.content
-        self.messages.append(email.message_from_bytes(content, policy=email.policy.default))  # type: ignore[arg-type]
+        self.messages.append(email.message_from_bytes(content, policy=email.policy.default))
         return "250 OK"
 
     def start(self) -> None:

@@ -36,7 +36,7 @@ def test_smtp_url_forms() -> None:
 
 
 def test_message_has_both_parts_and_stable_headers() -> None:
-    mailer = Mailer(pool=None, settings=Settings(PUBLIC_URL="https://intranet.example/"), schema="notifications")  # type: ignore[arg-type, call-arg]
+    mailer = Mailer(pool=None, settings=Settings(PUBLIC_URL="https://intranet.example/"), schema="notifications")  # type: ignore[arg-type]
     email_id, post_id = uuid.uuid4(), uuid.uuid4()
     row = {"post_id": post_id, "actor_id": "kari", "kind": "post.favourited"}
     details = {
@@ -50,5 +50,6 @@ def test_message_has_both_parts_and_stable_headers() -> None:
     assert message["Message-ID"] == f"<{email_id}@tillit>"
     assert message["To"].addresses[0].addr_spec == "ase@example.org"
     assert message["Date"].datetime <= datetime.now(UTC)
-    assert f"https://intranet.example/posts/{post_id}" in message.get_body(("plain",)).get_content()
+    plain = message.get_body(("plain",))
+    assert plain is not None and f"https://intranet.example/posts/{post_id}" in plain.get_content()
     assert message.get_body(("html",)) is not None
