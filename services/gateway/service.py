@@ -29,7 +29,12 @@ class ProfileSync:
 
     @staticmethod
     def _fingerprint(claims: Claims) -> str:
-        return hashlib.blake2b(orjson.dumps([claims.name, claims.email, claims.locale]), digest_size=12).hexdigest()
+        # The teams are claims too: they decide who sees team posts and team feeds. Without them here a
+        # person moved to another team kept reading the old team's posts (and missed the new team's) until
+        # they happened to call GET /api/me, the one route that syncs by itself.
+        return hashlib.blake2b(
+            orjson.dumps([claims.name, claims.email, claims.locale, sorted(set(claims.groups))]), digest_size=12
+        ).hexdigest()
 
     async def ensure(self, claims: Claims, token: str) -> None:
         fingerprint = self._fingerprint(claims)
