@@ -24,6 +24,7 @@ from tests.test_reliability import (
     Envelope,
     amqp_channel,
     assert_no_dead_letters,
+    consumer_stats,
     create_post,
     db,
     inbox_count,
@@ -35,10 +36,9 @@ from tests.test_reliability import (
     wait_for_likes_settled,
     wait_until_post_known,
 )
+from tillit.catalog import BACKEND_SERVICES
 
 pytestmark = pytest.mark.slow
-
-SCHEMAS = ("people", "posts", "reactions", "notifications")
 
 
 @contextlib.asynccontextmanager
@@ -58,14 +58,18 @@ async def running(system: System, *proxies: TcpProxy) -> AsyncIterator[System]:
 
 
 async def wait_for_empty_outboxes(system: System, *, timeout: float = 30) -> None:
-    async def empty() -> dict[str, int] | None:
-        backlog = {}
-        for schema in SCHEMAS:
+    backlog: dict[str, int] = {}
+
+    async def empty() -> bool:
+        for schema in BACKEND_SERVICES:  # every service has an outbox in its schema
             async with db(system, schema) as conn:
                 backlog[schema] = int(await conn.fetchval("SELECT count(*) FROM outbox"))
-        return None if any(backlog.values()) else backlog
+        return not any(backlog.values())
 
-    await eventually(empty, timeout=timeout, interval=0.2, message="every outbox drains")
+    try:
+        await eventually(empty, timeout=timeout, interval=0.2)
+    except AssertionError:
+        raise AssertionError(f"outboxes not drained after {timeout}s: {backlog}") from None
 
 
 async def service_ready(system: System, service: str) -> dict[str, Any]:
@@ -105,7 +109,7 @@ async def test_every_accepted_like_counts_once_across_a_database_outage() -> Non
             flooded_post, author, [random_id("actor") for _ in range(10)], 200, rng
         )
         applied_before = {c: await inbox_count(system, schema, c) for schema, c in REACTION_CONSUMERS}
-        retries_before = {c: (await _stats(system, schema, c))["retries"] for schema, c in REACTION_CONSUMERS}
+        retries_before = {c: (await consumer_stats(system, schema, c))["retries"] for schema, c in REACTION_CONSUMERS}
         accepted: dict[uuid.UUID, set[str]] = {post_id: set() for post_id in posts}
         refused: list[tuple[uuid.UUID, str]] = []
         statuses: dict[str, int] = {}
@@ -166,7 +170,7 @@ async def test_every_accepted_like_counts_once_across_a_database_outage() -> Non
         for schema, consumer in REACTION_CONSUMERS:
             # One inbox row per event, written with its effect: every event applied, none twice.
             await wait_for_inbox(system, schema, consumer, applied_before[consumer] + len(history) + real_events)
-            stats = await _stats(system, schema, consumer)
+            stats = await consumer_stats(system, schema, consumer)
             assert stats["retries"] > retries_before[consumer], f"{consumer} never met the outage: {stats}"
             assert stats["dead_lettered"] == 0
         seen = await like_projections(system, flooded_post)
@@ -261,15 +265,9 @@ async def test_a_consumer_killed_mid_stream_loses_and_repeats_nothing(victim: st
         if victim == "notifications":
             assert seen.states == flood_last
             assert seen.group_actors == sorted(flood_likers) and len(seen.groups) == (1 if flood_likers else 0)
-        stats = await _stats(system, victim, consumer)
+        stats = await consumer_stats(system, victim, consumer)
         assert stats["dead_lettered"] == 0
         await assert_no_dead_letters(system)
-
-
-async def _stats(system: System, service: str, consumer: str) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=5) as client:
-        reply = await client.get(f"http://127.0.0.1:{system.ports[service]}/stats")
-    return reply.json()["consumers"][consumer]  # type: ignore[no-any-return]
 
 
 # 7. The broker unreachable while posts are written -------------------------------------------------------------
@@ -284,7 +282,7 @@ async def test_posts_written_while_the_broker_is_away_are_published_when_it_retu
         await wait_until_post_known(system, earlier)
         post_consumers = (("reactions", "reactions.posts"), ("notifications", "notifications.posts"))
         applied_before = {c: await inbox_count(system, schema, c) for schema, c in post_consumers}
-        duplicates_before = {c: (await _stats(system, schema, c))["duplicates"] for schema, c in post_consumers}
+        duplicates_before = {c: (await consumer_stats(system, schema, c))["duplicates"] for schema, c in post_consumers}
         # A queue of the test's own, straight on the broker (not through the proxy), sees every post.created.
         probe = await probe_channel.declare_queue(exclusive=True)
         await probe.bind(f"{system.namespace}.events", routing_key=str(EventType.POST_CREATED))
@@ -331,7 +329,8 @@ async def test_posts_written_while_the_broker_is_away_are_published_when_it_retu
             await wait_for_inbox(system, schema, consumer, applied_before[consumer] + len(everything))
 
             async def dropped(schema: str = schema, consumer: str = consumer) -> bool:
-                return bool((await _stats(system, schema, consumer))["duplicates"] > duplicates_before[consumer])
+                stats = await consumer_stats(system, schema, consumer)
+                return bool(stats["duplicates"] > duplicates_before[consumer])
 
             await eventually(dropped, message=f"{consumer} drops the copy published again")
         for post_id in everything:
