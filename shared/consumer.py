@@ -266,6 +266,8 @@ class ConsumerRunner:
                 "x-tillit-queue": self.queue_name,
                 "x-tillit-routing-key": message.routing_key or "",
                 "x-tillit-dead-lettered-at": datetime.now(UTC).isoformat(),
+                # The dead-letter queue overwrites x-delivery-count with its own: keep ours under our name.
+                "x-tillit-deliveries": _delivery_count(message) + 1,
             }
         )
         dead = aio_pika.Message(

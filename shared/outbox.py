@@ -98,7 +98,10 @@ class OutboxRelay:
                     continue  # more waiting: no sleep
             except Exception as exc:
                 attempt += 1
-                level = logging.WARNING if is_transient(exc) else logging.ERROR
+                # While the broker is away aio-pika raises plain RuntimeErrors ("channel closed"): that is
+                # the outage, already reported by the connection, not a fault of ours.
+                broker_away = not self._connection.connected.is_set()
+                level = logging.WARNING if is_transient(exc) or broker_away else logging.ERROR
                 log.log(level, "outbox relay failed, retrying: %r", exc)
                 channel = None
                 await asyncio.sleep(backoff_seconds(attempt))
