@@ -139,6 +139,27 @@ def cpu_per_like_line(cpu: dict[str, float], rate: float) -> str:
     return ", ".join(f"{g} {v:.2f}" for g, v in sorted(per.items(), key=lambda kv: -kv[1])) + f"; system {total:.2f}"
 
 
+NOISY_OTHER_PCT = 25.0  # CPU of unrelated processes, % of one core, above which a figure is suspect
+
+
+def noise_warnings(bench: dict[str, Any], limits: dict[str, Any]) -> list[str]:
+    """Where unrelated processes (other people's test runs) used much of the machine meanwhile."""
+    out = []
+    for name, result in limits.get("results", {}).items():
+        other = result.get("cpu_pct_of_one_core", {}).get("other", 0.0)
+        if other > NOISY_OTHER_PCT:
+            out.append(f"limit `{name}`: other {other:.0f}")
+    for phase in ("closed", "paced"):
+        other = bench[phase]["cpu"].get("other", 0.0)
+        if other > NOISY_OTHER_PCT:
+            out.append(f"{phase} phase: other {other:.0f}")
+    for drain in bench["drains"]:
+        other = drain["cpu"].get("other", 0.0)
+        if other > NOISY_OTHER_PCT:
+            out.append(f"drain {drain['consumer']}: other {other:.0f}")
+    return out
+
+
 def markdown(bench: dict[str, Any], limits: dict[str, Any]) -> str:
     machine = limits.get("machine", {})
     packages = machine.get("packages", {})
@@ -163,6 +184,16 @@ def markdown(bench: dict[str, Any], limits: dict[str, Any]) -> str:
         "",
         "## Figures",
         "",
+    ]
+    if warnings := noise_warnings(bench, limits):
+        out += [
+            f"**Noisy run.** Unrelated processes used more than {NOISY_OTHER_PCT:.0f} % of a core during: "
+            + "; ".join(warnings)
+            + ". A limit measured on a busy machine is low, which flatters the ratios beside it; read these"
+            " figures as indicative only and compare with a quieter run.",
+            "",
+        ]
+    out += [
         "| figure | value | min-max | unit | limit (same run) | limit value | ratio | aim |",
         "|---|---:|---|---|---|---:|---:|---|",
     ]
