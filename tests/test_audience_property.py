@@ -31,6 +31,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import aio_pika
@@ -50,6 +51,9 @@ SHRINK = os.environ.get("TILLIT_AUDIENCE_SHRINK") == "1"
 TEAMS = 3  # team slots per example; each example names its own teams
 
 Audience = dict[str, str]
+# uvicorn closes a connection idle for 5 s, and httpx would reuse one idle for up to 5 s: a request sent at that
+# moment meets a closed connection ("Server disconnected without sending a response"). Let ours go first.
+KEEP_ALIVE = httpx.Limits(keepalive_expiry=2)
 
 
 def nonce(length: int = 10) -> str:
@@ -95,7 +99,7 @@ class Quiet:
         self.amqp = await aio_pika.connect(AMQP_URL)
         self.channel = await self.amqp.channel()
         self.db = await asyncpg.connect(self.system.direct_database_url)
-        self.http = httpx.AsyncClient(timeout=10)
+        self.http = httpx.AsyncClient(timeout=10, limits=KEEP_ALIVE)
         self.baseline = await self._steady()
 
     async def close(self) -> None:
@@ -191,8 +195,12 @@ class World:
     quiet: Quiet
     not_found: dict[str, Any] = field(default_factory=dict)  # route -> the 404 for a post that never existed
 
-    def __repr__(self) -> str:  # Hypothesis prints the arguments of a failing example
+    def __repr__(self) -> str:
         return f"World({self.system.base_url}, logs in {self.system.log_dir})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """How Hypothesis prints it with a failing example (it would list every field of a dataclass)."""
+        printer.text(repr(self))
 
     async def call(self, token: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return await self.http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
@@ -206,7 +214,7 @@ class World:
 async def world(system: System) -> AsyncIterator[World]:
     quiet = Quiet(system)
     await quiet.start()
-    async with httpx.AsyncClient(base_url=system.base_url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=system.base_url, timeout=30, limits=KEEP_ALIVE) as http:
         try:
             yield World(system, http, quiet)
         finally:
@@ -858,7 +866,7 @@ class Run:
         problems = self.feed_problems(viewer, entries, "GET /api/feed")
         for item in items:
             problems += self.post_problems(viewer, item["post"], "GET /api/feed")
-        ats = [item["at"] for item in items]
+        ats = [datetime.fromisoformat(item["at"]) for item in items]
         if ats != sorted(ats, reverse=True):
             problems.append(f"GET /api/feed of {viewer} is not newest first: {ats}")
         return problems
