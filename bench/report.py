@@ -251,6 +251,14 @@ def markdown(bench: dict[str, Any], limits: dict[str, Any]) -> str:
         f"- closed loop: {cpu_per_like_line(closed['cpu'], closed['rate'])}",
         f"- paced: {cpu_per_like_line(paced['cpu'], paced['rate'])}",
     ]
+    if closed.get("postgres_per_like"):
+        out += [
+            "",
+            "PostgreSQL's work per like in the closed loop, from pg_stat_database of the run's database (every"
+            " service's transactions, including the relays', the consumers' and the pools' resets): "
+            + ", ".join(f"{k} {v}" for k, v in closed["postgres_per_like"].items())
+            + ".",
+        ]
     out += ["", "## Consistency after the load", ""]
     for key, value in bench["consistency"].items():
         out.append(f"- {key}: {value}")

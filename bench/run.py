@@ -111,6 +111,28 @@ async def settle(system: System, *, timeout: float = 180) -> float:
     raise TimeoutError(f"the system did not settle in {timeout} s")
 
 
+async def pg_activity(system: System) -> dict[str, int]:
+    """Our database's transaction and row counters (pg_stat_database), to give PostgreSQL's work per like."""
+    db = await system.db("public")
+    try:
+        row = await db.fetchrow(
+            "SELECT xact_commit, xact_rollback, tup_inserted, tup_updated, tup_deleted, tup_fetched"
+            " FROM pg_stat_database WHERE datname = $1",
+            system.database,
+        )
+    finally:
+        await db.close()
+    return dict(row) if row else {}
+
+
+async def pg_activity_per_like(system: System, before: dict[str, int], likes: int) -> dict[str, float]:
+    # The counters include the load generator's warm-up second, so this slightly overstates; it is the
+    # order of magnitude that matters (how many transactions and rows one like costs in all).
+    await asyncio.sleep(1.0)  # backends flush their statistics at most once a second
+    after = await pg_activity(system)
+    return {k: round((after[k] - before.get(k, 0)) / likes, 2) for k in after} if likes else {}
+
+
 def roles(system: System) -> dict[str, str]:
     out = {str(p.pid): name for name, p in system.processes.items()}
     out[str(os.getpid())] = "bench"
@@ -262,6 +284,7 @@ async def bench_system(args: argparse.Namespace) -> dict[str, Any]:
 
         busy = {"closed": await asyncio.to_thread(procstat.wait_quiet, args.quiet_wait)}
         print(f"== closed loop: {args.connections} connections, {args.seconds:.0f} s", flush=True)
+        pg_before = await pg_activity(system)
         closed_raw = await run_loadgen(
             {
                 **base,
@@ -275,6 +298,7 @@ async def bench_system(args: argparse.Namespace) -> dict[str, Any]:
             }
         )
         closed = summarize_load(closed_raw)
+        closed["postgres_per_like"] = await pg_activity_per_like(system, pg_before, closed_raw["ok"])
         print(
             f"   {closed['rate']:,.0f} likes/s ({closed['rate_min']:,.0f}-{closed['rate_max']:,.0f}),"
             f" p50 {closed['p50_ms']:.1f} ms, p99 {closed['p99_ms']:.1f} ms, {closed['errors']} errors;"
