@@ -189,8 +189,8 @@ def markdown(bench: dict[str, Any], limits: dict[str, Any]) -> str:
         out += [
             f"**Noisy run.** Unrelated processes used more than {NOISY_OTHER_PCT:.0f} % of a core during: "
             + "; ".join(warnings)
-            + ". A limit measured on a busy machine is low, which flatters the ratios beside it; read these"
-            " figures as indicative only and compare with a quieter run.",
+            + ". A limit measured on a busy machine is low, which flatters the ratios against it; read those"
+            " as indicative only and compare with a quieter run.",
             "",
         ]
     out += [

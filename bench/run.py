@@ -512,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "command": "make bench"
             if argv is None and not sys.argv[1:]
-            else shlex.join(["python -m bench", *sys.argv[1:]]),
+            else " ".join(["python -m bench", shlex.join(sys.argv[1:])]),
             "started_at": started.isoformat(timespec="seconds"),
             "duration_s": time.perf_counter() - t0,
             "host": platform.node(),
