@@ -31,7 +31,7 @@ test: install ## run every test against the real PostgreSQL and RabbitMQ (isolat
 lint: install ## ruff (lint and format) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared services tillit
+	$(VENV)/bin/mypy shared services tillit tests
 
 format: install ## apply ruff's formatting and fixes
 	$(VENV)/bin/ruff format .

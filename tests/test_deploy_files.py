@@ -26,7 +26,7 @@ def test_every_service_runs_from_the_one_image_with_its_own_command() -> None:
 
 def test_settings_are_set_and_urls_agree_with_ports_and_health_checks() -> None:
     services = compose()["services"]
-    settings_fields = {(field.validation_alias or name).upper() for name, field in Settings.model_fields.items()}
+    settings_fields = {str(field.validation_alias or name).upper() for name, field in Settings.model_fields.items()}
     for name in SERVICES:
         env = services[name]["environment"]
         for variable in (

@@ -203,14 +203,14 @@ async def consumer_stats(system: System, service: str, consumer: str) -> dict[st
     async with httpx.AsyncClient(timeout=5) as client:
         reply = await client.get(f"http://127.0.0.1:{system.ports[service]}/stats")
     reply.raise_for_status()
-    return reply.json()["consumers"][consumer]  # type: ignore[no-any-return]
+    return reply.json()["consumers"][consumer]
 
 
 async def create_post(system: System, token: str, body: str = "Et halvferdig forslag") -> dict[str, Any]:
     async with system.client(token) as client:
         reply = await client.post("/api/posts", json={"body": body, "kind": "idea", "audience": {"type": "everyone"}})
     assert reply.status_code == 201, reply.text
-    return reply.json()  # type: ignore[no-any-return]
+    return reply.json()
 
 
 async def wait_until_post_known(system: System, post_id: uuid.UUID, *, timeout: float = 30) -> None:
@@ -308,7 +308,7 @@ async def wait_for_likes_settled(
         assert_projections_agree(seen, author_id=author_id, expected=expected)  # raises, saying what differs
         raise
     assert_projections_agree(seen, author_id=author_id, expected=expected)
-    return seen  # type: ignore[no-any-return]
+    return seen
 
 
 # The system for the tests in this module -------------------------------------------------------------------
@@ -570,14 +570,14 @@ async def test_malformed_events_are_dead_lettered_at_once_and_their_neighbours_a
         ],
     )
 
-    for consumer, (service, ids) in expected.items():
-        letters = await wait_for_dead_letters(system.namespace, consumer, ids)
+    for consumer_name, (service, ids) in expected.items():
+        letters = await wait_for_dead_letters(system.namespace, consumer_name, ids)
         for message_id, letter in letters.items():
             reason = letter.headers.get("x-tillit-reason", "")
             # "malformed event" is the reason given on the first delivery (how many deliveries that takes is
             # counted in-process below: a dead-letter queue rewrites x-delivery-count as its own).
-            assert reason.startswith("malformed event"), f"{consumer} {message_id}: reason {reason!r}"
-            assert letter.headers.get("x-tillit-consumer") == consumer
+            assert reason.startswith("malformed event"), f"{consumer_name} {message_id}: reason {reason!r}"
+            assert letter.headers.get("x-tillit-consumer") == consumer_name
             assert letter.headers.get("x-tillit-routing-key") == sent_with[message_id]
         # The reason names what is wrong, so an operator can tell a bug from a bad producer.
         if bad_contract in letters:
@@ -587,8 +587,8 @@ async def test_malformed_events_are_dead_lettered_at_once_and_their_neighbours_a
             assert "post.created.v1" in letters[str(wrong_type.id)].headers["x-tillit-reason"]
         if str(too_long.id) in letters:
             assert "body" in letters[str(too_long.id)].headers["x-tillit-reason"]
-        stats = await consumer_stats(system, service, consumer)
-        assert stats["dead_lettered"] - dead_before[consumer] == len(ids), f"{consumer}: each dead-lettered once"
+        stats = await consumer_stats(system, service, consumer_name)
+        assert stats["dead_lettered"] - dead_before[consumer_name] == len(ids), f"{consumer}: each dead-lettered once"
 
     # The valid neighbours were applied.
     seen = await eventually(

@@ -76,7 +76,7 @@ async def service_ready(system: System, service: str) -> dict[str, Any]:
     """A service's readiness checks, e.g. {"postgres": "ok", "rabbitmq": "unreachable"}."""
     async with httpx.AsyncClient(timeout=5) as client:
         reply = await client.get(f"http://127.0.0.1:{system.ports[service]}/ready")
-    return reply.json()  # type: ignore[no-any-return]
+    return reply.json()
 
 
 async def like(client: httpx.AsyncClient, system: System, post_id: uuid.UUID, user: str) -> int | None:

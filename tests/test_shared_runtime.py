@@ -96,7 +96,7 @@ def test_post_body_is_trimmed_and_bounded() -> None:
 
 
 def test_tokens_verify_with_issuer_and_audience_when_configured() -> None:
-    settings = Settings(JWT_SECRET="s" * 40, JWT_ISSUER="https://idp.example", JWT_AUDIENCE="tillit")  # type: ignore[call-arg]
+    settings = Settings(JWT_SECRET="s" * 40, JWT_ISSUER="https://idp.example", JWT_AUDIENCE="tillit")
     verifier = TokenVerifier(settings)
     token = mint_token(settings, Claims(sub="u1", name="U", email="u@example.org", groups=["a"]))
     claims = verifier.verify(token)
@@ -111,10 +111,10 @@ def test_tokens_verify_with_issuer_and_audience_when_configured() -> None:
 
 def test_production_refuses_the_development_secret() -> None:
     with pytest.raises(ValidationError, match="JWT_SECRET"):
-        Settings(TILLIT_ENV="production")  # type: ignore[call-arg]
-    production = Settings(TILLIT_ENV="production", JWT_SECRET="a-real-secret-of-some-length")  # type: ignore[call-arg]
+        Settings(TILLIT_ENV="production")
+    production = Settings(TILLIT_ENV="production", JWT_SECRET="a-real-secret-of-some-length")
     assert production.dev_signin_enabled is False
-    assert Settings(JWT_ISSUER="https://idp.example").dev_signin_enabled is False  # type: ignore[call-arg]
+    assert Settings(JWT_ISSUER="https://idp.example").dev_signin_enabled is False
 
 
 async def test_migrations_apply_once_and_refuse_an_edited_file(tmp_path) -> None:
