@@ -4,6 +4,7 @@ docs/benchmarks.md (the generated part, followed by bench/NOTES.md, the hand-wri
 from __future__ import annotations
 
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ AIM_LIKES_RATIO = 0.30
 AIM_NOTIFICATION_P99_MS = 250.0
 AIM_CONSUMER_RATIO = 0.50
 AIMED_CONSUMERS = ("posts.reaction-counts", "notifications.reactions", "reactions.posts")
+AIM_FAN_OUT_RATIO = 0.30
+AIM_FEED_READ_P99_MS = 20.0
 
 
 def fmt(x: float | None) -> str:
@@ -101,11 +104,72 @@ def rows(bench: dict[str, Any], limits: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def feed_rows(bench: dict[str, Any], limits: dict[str, Any]) -> list[dict[str, Any]]:
+    """The feeds phase (bench/feeds.py), in the shape of rows(); none when it was skipped."""
+    feeds = bench.get("feeds")
+    if not feeds:
+        return []
+    fan, reads = feeds["fan_out"], feeds["reads"]
+    batch = _limit(limits, "pg_batch_insert")
+
+    def row(what: str, value: float | None, unit: str, limit_name: str = "", **extra: Any) -> dict[str, Any]:
+        limit = batch if limit_name else None
+        shown = {"what": what, "value": value, "unit": unit, "limit_name": limit_name, "limit": limit}
+        return {**shown, "ratio": _ratio(value, limit), **extra}
+
+    ratio = _ratio(fan["rate"], batch)
+    out = [
+        row(
+            f"fan-out of one post to {fan['entries']:,} active followers: POST -> in every feed (median of"
+            f" {len(fan['reps'])})",
+            fan["seconds"],
+            "s",
+            range=(fan["seconds_min"], fan["seconds_max"]),
+        ),
+        row(
+            "  feed entries written per second, end to end",
+            fan["rate"],
+            "entries/s",
+            "pg_batch_insert",
+            range=(fan["rate_min"], fan["rate_max"]),
+            aim=f">= {AIM_FAN_OUT_RATIO:.2f} x",
+            met=ratio is not None and ratio >= AIM_FAN_OUT_RATIO,
+        ),
+        row(
+            "  the fan-out statement alone (one transaction, rolled back)",
+            fan["statement_rate"],
+            "entries/s",
+            "pg_batch_insert",
+        ),
+    ]
+    paths = {
+        "feeds": ("GET /feed?limit=50 on the feeds service", "feeds service"),
+        "gateway": ("GET /api/feed?limit=50 via the gateway", "gateway"),
+    }
+    for name, result in reads.items():
+        label, short = paths.get(name.removesuffix("_alone"), (name, name))
+        n = result["connections"]
+        conns = f"{n} connection{'s' if n > 1 else ''}"
+        aimed = name == "feeds"
+        out += [
+            row(f"{label}, {conns}: reads", result["rate"], "reads/s"),
+            row(f"  {short} read latency p50 ({conns})", result["p50_ms"], "ms"),
+            row(
+                f"  {short} read latency p99 ({conns})",
+                result["p99_ms"],
+                "ms",
+                aim=f"< {AIM_FEED_READ_P99_MS:.0f} ms" if aimed else "",
+                met=(result["p99_ms"] < AIM_FEED_READ_P99_MS) if aimed else None,
+            ),
+        ]
+    return out
+
+
 def table(bench: dict[str, Any], limits: dict[str, Any]) -> str:
     lines = [
         f"{'figure':<62} {'value':>9} {'unit':<8} {'limit':<24} {'limit':>8} {'ratio':>7}  aim",
     ]
-    for r in rows(bench, limits):
+    for r in [*rows(bench, limits), *feed_rows(bench, limits)]:
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
         aim = ""
         if r.get("aim"):
@@ -157,6 +221,12 @@ def noise_warnings(bench: dict[str, Any], limits: dict[str, Any]) -> list[str]:
         other = drain["cpu"].get("other", 0.0)
         if other > NOISY_OTHER_PCT:
             out.append(f"drain {drain['consumer']}: other {other:.0f}")
+    if feeds := bench.get("feeds"):
+        phases = {"feeds fan-out": feeds["fan_out"]["cpu"]}
+        phases |= {f"feed reads {r['path']} ({r['connections']} conn.)": r["cpu"] for r in feeds["reads"].values()}
+        out += [
+            f"{name}: other {cpu['other']:.0f}" for name, cpu in phases.items() if cpu.get("other", 0) > NOISY_OTHER_PCT
+        ]
     return out
 
 
@@ -215,6 +285,7 @@ def markdown(bench: dict[str, Any], limits: dict[str, Any]) -> str:
         f" each on a post of its own), {e2e['missing']} not seen within the time limit; HTTP latency of the sampled"
         f" PUTs p50 {fmt(e2e['http_p50_ms'])} ms, p99 {fmt(e2e['http_p99_ms'])} ms.",
         "",
+        *feeds_section(bench, limits),
         "## Aims",
         "",
         "| aim | figure | met |",
@@ -283,9 +354,61 @@ def markdown(bench: dict[str, Any], limits: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def feeds_section(bench: dict[str, Any], limits: dict[str, Any]) -> list[str]:
+    feeds = bench.get("feeds")
+    if not feeds:
+        return []
+    fan = feeds["fan_out"]
+    out = [
+        "## Feeds",
+        "",
+        f"bench/feeds.py, after the phases above on the same system. {feeds['followers']:,} people follow one"
+        " author (person.followed.v1 events published to the exchange, as the people service would) and are made"
+        " active readers by inserting their `readers` rows in the feeds schema (what a first GET /feed leaves:"
+        " last_read_at and built_at now), not by 10,000 reads. The author then posts through the gateway; the"
+        " time runs from the POST until `feed_entries` holds the post for every active follower. Entries per"
+        " second are set beside `pg_batch_insert` (10 connections of 100-row inserts); the fan-out is one"
+        " statement on one connection. The statement alone is timed again for the same posts, their entries"
+        " deleted and rewritten in a transaction rolled back. Reads: readers whose feeds hold"
+        f" {feeds['settings']['entries_per_reader']} entries, closed loop, latencies over every read of the"
+        " window; the gateway path also fetches the 50 posts from the posts service. Noisy shared machine:"
+        " the fan-out is the median of its posts, and figures move by tens of per cent between runs.",
+        "",
+        "| figure | value | min-max | unit | limit (same run) | limit value | ratio | aim |",
+        "|---|---:|---|---|---|---:|---:|---|",
+    ]
+    for r in feed_rows(bench, limits):
+        rng = f"{fmt(r['range'][0])}-{fmt(r['range'][1])}" if r.get("range") else ""
+        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        aim = f"{r['aim']}: **{'met' if r.get('met') else 'missed'}**" if r.get("aim") else ""
+        limit_name = f"`{r['limit_name']}`" if r["limit_name"] else ""
+        out.append(
+            f"| {r['what'].strip()} | **{fmt(r['value'])}** | {rng} | {r['unit']} | {limit_name} "
+            f"| {fmt(r['limit'])} | {ratio} | {aim} |"
+        )
+    post_s = statistics.median(r["post_http_s"] for r in fan["reps"])
+    out += [
+        "",
+        f"Beside the fan-out's median of {fmt(fan['seconds'] * 1e3)} ms end to end: the POST's reply took"
+        f" {fmt(post_s * 1e3)} ms (median) and the fan-out statement alone {fmt(fan['statement_s'] * 1e3)} ms"
+        " (median, timed separately); the end-to-end time also holds the posts outbox relay, the broker and the"
+        " feeds consumer's batch around the statement.",
+        "",
+        "| phase | CPU (percent of one core) |",
+        "|---|---|",
+        f"| fan-out (the median post) | {_cpu_line(fan['cpu'])} |",
+        *(
+            f"| reads: {r['path']}, {r['connections']} connection(s) | {_cpu_line(r['cpu'])} |"
+            for r in feeds["reads"].values()
+        ),
+        "",
+    ]
+    return out
+
+
 def aims(bench: dict[str, Any], limits: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
-    for r in rows(bench, limits):
+    for r in [*rows(bench, limits), *feed_rows(bench, limits)]:
         if r.get("aim"):
             figure = f"{fmt(r['value'])} {r['unit']}"
             if r["ratio"] is not None:

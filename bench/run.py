@@ -12,6 +12,8 @@ Phases, one after the other (never two heavy things at once on a 2-core machine)
 4. Closed loop, 64 connections: the sustained rate. Then an open loop paced at half of it, during which
    1 in 20 likes is sampled for end-to-end latency (count visible; notification written).
 5. Consumer drains: stop a service, queue a backlog, restart it, time it through the backlog.
+6. Feeds (bench/feeds.py; --skip-feeds leaves it out): one post fanned out to 10,000 active followers, and
+   home feed reads under concurrent load.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import Any
 
 import asyncpg
 
-from bench import drain, procstat, report
+from bench import drain, feeds, procstat, report
 from bench.e2e import NotificationWatch, Sampler
 from bench.httpload import ConnectionPool, percentile
 from tests.harness import PG_ADMIN_URL, System
@@ -375,7 +377,9 @@ async def bench_system(args: argparse.Namespace) -> dict[str, Any]:
         checks = await consistency(system, posts)
 
         drains = await run_drains(system, authors, args.drain_events)
+        feed_figures = None if args.skip_feeds else await feeds.run(system)
         return {
+            "feeds": feed_figures,
             "closed": closed,
             "paced": paced,
             "e2e": e2e,
@@ -481,6 +485,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="extra environment of the services (experiments)",
     )
     ap.add_argument("--rewrite-docs", action="store_true", help="only rewrite docs/benchmarks.md from build/bench.json")
+    ap.add_argument("--skip-feeds", action="store_true", help="leave out the feeds phase (fan-out and feed reads)")
     ap.add_argument("--drains-only", action="store_true", help="only the consumer drains (experiments; no report)")
     return ap.parse_args(argv)
 
