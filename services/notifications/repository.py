@@ -168,9 +168,11 @@ async def advance_reaction_states(
                   n.created_at AS open_since
            FROM advanced a
            JOIN input i ON i.post_id = a.post_id AND i.actor_id = a.actor_id AND i.kind = a.kind
-           LEFT JOIN posts p ON p.id = a.post_id
+           LEFT JOIN posts p ON p.id = i.post_id
+           -- All three columns from `input`, so the open-group index is searched on all of them whatever
+           -- the join order (on recipient_id alone it reads every group of the recipient).
            LEFT JOIN notifications n
-             ON n.recipient_id = i.recipient_id AND n.post_id = a.post_id AND n.kind = a.kind AND n.is_open""",
+             ON n.recipient_id = i.recipient_id AND n.post_id = i.post_id AND n.kind = i.kind AND n.is_open""",
         *(list(column) for column in zip(*states, strict=True)),
     )
 
