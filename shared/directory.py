@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from shared.consumer import EventConsumer
 from shared.db import Connection
-from shared.events import Event, EventType, PersonUpdatedV1
+from shared.events import Event, EventType, PersonUpdatedV1, newest_by_version
 
 
 async def remember_person(conn: Connection, *, person_id: str, name: str) -> None:
@@ -23,13 +23,8 @@ async def remember_person(conn: Connection, *, person_id: str, name: str) -> Non
 
 
 async def apply_person_updates(conn: Connection, events: Sequence[Event]) -> None:
-    newest: dict[str, PersonUpdatedV1] = {}
-    for event in events:
-        assert isinstance(event.data, PersonUpdatedV1)
-        seen = newest.get(event.data.person_id)
-        if seen is None or seen.version < event.data.version:
-            newest[event.data.person_id] = event.data
-    people = list(newest.values())
+    updates = [event.data for event in events if isinstance(event.data, PersonUpdatedV1)]
+    people = list(newest_by_version(updates, key=lambda p: p.person_id, version=lambda p: p.version).values())
     await conn.execute(
         """INSERT INTO people_directory AS d (id, name, email, locale, version)
            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])

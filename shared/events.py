@@ -7,11 +7,15 @@ the old one until every consumer has moved.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Hashable, Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
 
 class EventType(StrEnum):
@@ -249,3 +253,15 @@ def parse_event(body: bytes) -> Event:
     """Validate a message body; raises pydantic.ValidationError or ValueError on a malformed event."""
     envelope = Envelope.model_validate_json(body)
     return Event(envelope=envelope, data=envelope.payload())
+
+
+def newest_by_version(items: Iterable[T], *, key: Callable[[T], K], version: Callable[[T], int]) -> dict[K, T]:
+    """Of several states of one subject (a batch may hold many), keep the one with the highest version:
+    how every projection applies events that arrive in any order and more than once."""
+    newest: dict[K, T] = {}
+    for item in items:
+        subject = key(item)
+        seen = newest.get(subject)
+        if seen is None or version(seen) < version(item):
+            newest[subject] = item
+    return newest

@@ -24,6 +24,7 @@ from shared.events import (
     PostUnfavouritedV1,
     PostUnlikedV1,
     ReactionChangedV1,
+    newest_by_version,
 )
 
 # Likes of one post join one notification while it is unread and younger than this.
@@ -211,7 +212,7 @@ async def _apply_one_by_one(conn: Connection, changes: Sequence[_Change]) -> Non
 
 
 async def apply_post_changes(conn: Connection, events: Sequence[Event]) -> None:
-    newest: dict[uuid.UUID, dict[str, Any]] = {}
+    states: list[dict[str, Any]] = []
     for event in events:
         data = event.data
         post: dict[str, Any]
@@ -233,10 +234,8 @@ async def apply_post_changes(conn: Connection, events: Sequence[Event]) -> None:
             }
         else:
             continue
-        post_id: uuid.UUID = post["id"]
-        seen = newest.get(post_id)
-        if seen is None or seen["version"] < post["version"]:
-            newest[post_id] = post
+        states.append(post)
+    newest = newest_by_version(states, key=lambda post: post["id"], version=lambda post: post["version"])
     if not newest:
         return
     await repository.apply_post_versions(conn, list(newest.values()))

@@ -24,6 +24,7 @@ from shared.events import (
     ReactionChangedV1,
     TeamAudience,
     new_envelope,
+    newest_by_version,
 )
 from shared.http import ProblemError
 from shared.outbox import add_to_outbox
@@ -129,12 +130,8 @@ async def change_audience(pool: asyncpg.Pool, *, post_id: uuid.UUID, user: Claim
 
 
 async def apply_reaction_counts(conn: Connection, events: Sequence[Event]) -> None:
-    newest: dict[uuid.UUID, ReactionChangedV1] = {}
-    for event in events:
-        assert isinstance(event.data, ReactionChangedV1)
-        seen = newest.get(event.data.post_id)
-        if seen is None or seen.version < event.data.version:
-            newest[event.data.post_id] = event.data
+    changes = [event.data for event in events if isinstance(event.data, ReactionChangedV1)]
+    newest = newest_by_version(changes, key=lambda c: c.post_id, version=lambda c: c.version)
     await repository.apply_count_versions(
         conn, [(c.post_id, c.like_count, c.favourite_count, c.version) for c in newest.values()]
     )

@@ -36,6 +36,7 @@ from shared.events import (
     PostUnlikedV1,
     ReactionChangedV1,
     new_envelope,
+    newest_by_version,
 )
 from shared.http import ProblemError
 
@@ -154,7 +155,7 @@ async def my_reactions(pool: asyncpg.Pool, *, user: Claims, post_ids: Sequence[u
 
 
 async def apply_post_changes(conn: Connection, events: Sequence[Event]) -> None:
-    newest: dict[uuid.UUID, dict[str, Any]] = {}
+    states: list[dict[str, Any]] = []
     for event in events:
         data = event.data
         post: dict[str, Any]
@@ -184,9 +185,7 @@ async def apply_post_changes(conn: Connection, events: Sequence[Event]) -> None:
             }
         else:
             continue
-        post_id: uuid.UUID = post["id"]
-        seen = newest.get(post_id)
-        if seen is None or seen["version"] < post["version"]:
-            newest[post_id] = post
+        states.append(post)
+    newest = newest_by_version(states, key=lambda post: post["id"], version=lambda post: post["version"])
     if newest:
         await repository.apply_post_versions(conn, list(newest.values()))

@@ -16,7 +16,7 @@ from services.search.results import PersonHit, PersonHitPage, PostHit, PostHitPa
 from shared.api import Person, decode_cursor, encode_cursor
 from shared.auth import Claims
 from shared.db import Connection
-from shared.events import Event, PersonUpdatedV1
+from shared.events import Event, PersonUpdatedV1, newest_by_version
 from shared.http import ProblemError
 
 SearchType = Literal["posts", "people"]
@@ -41,12 +41,8 @@ async def apply_post_changes(conn: Connection, events: Sequence[Event]) -> None:
 
 
 async def apply_person_updates(conn: Connection, events: Sequence[Event]) -> None:
-    newest: dict[str, PersonUpdatedV1] = {}
-    for event in events:
-        assert isinstance(event.data, PersonUpdatedV1)
-        seen = newest.get(event.data.person_id)
-        if seen is None or seen.version < event.data.version:
-            newest[event.data.person_id] = event.data
+    updates = [event.data for event in events if isinstance(event.data, PersonUpdatedV1)]
+    newest = newest_by_version(updates, key=lambda p: p.person_id, version=lambda p: p.version)
     if newest:
         await repository.upsert_people(conn, list(newest.values()))
 
