@@ -44,20 +44,20 @@ def person_not_found(person_id: str) -> ProblemError:
     return ProblemError(404, "Not Found", f"person {person_id} does not exist")
 
 
+def _profile_fields(row: asyncpg.Record) -> dict[str, Any]:
+    """The fields a person edits on their profile, as both the event and the Profile reply carry them."""
+    fields = {name: row[name] for name in ("title", "department", "location", "bio", "photo_url")}
+    return {**fields, "expertise": list(row["expertise"]), "languages": list(row["languages"])}
+
+
 async def _publish_person(conn: Connection, row: asyncpg.Record) -> None:
     event = PersonUpdatedV1(
         person_id=row["id"],
         name=row["name"],
         email=row["email"],
         locale=row["locale"],
-        title=row["title"],
-        department=row["department"],
-        location=row["location"],
-        bio=row["bio"],
-        expertise=list(row["expertise"]),
-        languages=list(row["languages"]),
-        photo_url=row["photo_url"],
         version=row["version"],
+        **_profile_fields(row),
     )
     await add_to_outbox(conn, new_envelope(EventType.PERSON_UPDATED, source=SOURCE, subject=row["id"], data=event))
 
@@ -87,13 +87,7 @@ async def _profile(conn: Connection, row: asyncpg.Record, *, viewer_id: str) -> 
     return Profile(
         id=row["id"],
         name=row["name"],
-        title=row["title"],
-        department=row["department"],
-        location=row["location"],
-        bio=row["bio"],
-        expertise=list(row["expertise"]),
-        languages=list(row["languages"]),
-        photo_url=row["photo_url"],
+        **_profile_fields(row),
         teams=await repository.teams_of(conn, row["id"]),
         followers_count=flags["followers"],
         following_count=flags["following_count"],
