@@ -177,13 +177,18 @@ class FavouriteRefPage(BaseModel):
     next_cursor: str | None
 
 
+NotificationKind = Literal["post.liked", "post.favourited", "person.followed"]
+
+
 class Notification(BaseModel):
     id: uuid.UUID
-    kind: Literal["post.liked", "post.favourited"]
-    post_id: uuid.UUID
+    kind: NotificationKind
+    post_id: uuid.UUID | None = Field(description="the post it is about; null for a follow")
     actors: list[Person] = Field(description="everyone in the group, newest first")
     actor_count: int
     read: bool
+    title: str = Field(description="e.g. 'Kari and 3 others liked your post', in the reader's language")
+    url: str = Field(description="where the notification leads on the intranet (absolute)")
     created_at: datetime
     updated_at: datetime = Field(description="the group's latest activity; the inbox is ordered by it")
 
@@ -192,6 +197,99 @@ class NotificationPage(BaseModel):
     items: list[Notification]
     next_cursor: str | None
     unread: int
+    seq: int = Field(0, description="the newest change included; give it to GET /api/stream as Last-Event-ID")
+
+
+class NotificationChanges(BaseModel):
+    """What changed in the reader's notifications after a change number (the SSE resume)."""
+
+    seq: int = Field(description="the newest change included (0: none yet)")
+    items: list[Notification] = Field(description="notifications new or changed since, in change order")
+    removed: list[uuid.UUID] = Field(description="notifications gone since")
+    unread: int
+    reset: bool = Field(
+        False, description="true when the changes asked for are too old to replay: reload the inbox instead"
+    )
+
+
+# The kinds a person chooses a channel for. Comment, mention, praise and campaign updates are produced by the
+# sharing features; their choices are kept from now on so that nobody has to choose twice.
+SettingsKind = Literal["like", "favourite", "comment", "mention", "follow", "praise", "campaign_update"]
+Channel = Literal["in_app", "email_now", "email_digest", "off"]
+CHANNEL_DESCRIPTION = (
+    "in_app: only in the inbox; email_now: also an email (a favourite at once, others after a short wait and only "
+    "if still unread and you were not active); email_digest: also in the daily or weekly summary; off: nothing"
+)
+DEFAULT_CHANNELS: dict[str, str] = {
+    "like": "in_app",
+    "favourite": "email_now",
+    "comment": "email_now",
+    "mention": "email_now",
+    "follow": "in_app",
+    "praise": "email_now",
+    "campaign_update": "email_digest",
+}
+SETTINGS_KIND_OF: dict[str, str] = {"post.liked": "like", "post.favourited": "favourite", "person.followed": "follow"}
+ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, 24-hour clock")]
+
+
+class QuietHours(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: ClockTime = Field(description="no email from this time (in your time zone)")
+    end: ClockTime = Field(description="until this time; may be past midnight, e.g. 22:00 to 07:00")
+
+
+class NotificationSettings(BaseModel):
+    channels: dict[SettingsKind, Channel] = Field(description=CHANNEL_DESCRIPTION)
+    digest: Literal["daily", "weekly"] = Field(description="how often the summary email comes, when it has content")
+    digest_hour: int = Field(ge=0, le=23, description="the hour of the day it comes, in your time zone")
+    digest_weekday: int = Field(ge=1, le=7, description="for a weekly summary: 1 = Monday ... 7 = Sunday")
+    time_zone: str = Field(description="IANA time zone, e.g. Europe/Oslo")
+    quiet_hours: QuietHours | None = Field(description="no email in this span; what falls in it waits")
+    locale: Literal["nb", "en"] | None = Field(
+        description="language of notifications and email; null: from your token or profile, else the default"
+    )
+
+
+class NotificationSettingsUpdate(BaseModel):
+    """A PUT replaces the fields given; fields left out keep their value. `channels` may name some kinds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channels: dict[SettingsKind, Channel] | None = Field(None, description=CHANNEL_DESCRIPTION)
+    digest: Literal["daily", "weekly"] | None = None
+    digest_hour: int | None = Field(None, ge=0, le=23)
+    digest_weekday: int | None = Field(None, ge=1, le=7)
+    time_zone: str | None = Field(None, max_length=64, description="IANA time zone, e.g. Europe/Oslo")
+    quiet_hours: QuietHours | None = Field(None, description="null turns quiet hours off")
+    locale: Literal["nb", "en"] | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def known_time_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not an IANA time zone") from exc
+        return value
+
+
+class Unsubscribe(BaseModel):
+    """RFC 8058 one-click: the token from an email's List-Unsubscribe link, in the body or in the URL."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    token: str = Field(min_length=1, max_length=2000)
+
+
+class Unsubscribed(BaseModel):
+    kind: SettingsKind = Field(description="the kind of email turned off")
+    channel: Channel = Field(description="what that kind is now: in_app")
 
 
 class MarkRead(BaseModel):

@@ -34,6 +34,7 @@ class EventType(StrEnum):
     PERSON_UNBLOCKED = "person.unblocked.v1"
     TEAM_MEMBERSHIP_CHANGED = "team.membership_changed.v1"
     POST_AUDIENCE_CHANGED = "post.audience_changed.v1"
+    NOTIFICATION_CHANGED = "notification.changed.v1"
 
 
 class Contract(BaseModel):
@@ -169,6 +170,32 @@ class TeamMembershipChangedV1(Contract):
     version: int = Field(description="per-person team version stamped by the people service; higher wins", ge=1)
 
 
+class NotificationView(Contract):
+    """A notification as its recipient sees it, rendered in the recipient's language."""
+
+    id: uuid.UUID = Field(description="the notification (one group of actors)")
+    kind: str = Field(description="post.liked, post.favourited, person.followed, ...")
+    post_id: uuid.UUID | None = Field(None, description="the post it is about, if any")
+    actors: list[PersonRef] = Field(description="who acted, newest first (at most 20 here; the inbox lists all)")
+    actor_count: int = Field(description="how many acted in all", ge=0)
+    read: bool = Field(description="whether the recipient has read it")
+    title: str = Field(description="e.g. 'Kari and 3 others liked your post', in the recipient's language")
+    url: str = Field(description="where the notification leads, on the intranet")
+    created_at: datetime = Field(description="when the group started")
+    updated_at: datetime = Field(description="the group's latest activity")
+
+
+class NotificationChangedV1(Contract):
+    """One change to one person's notifications: what was added or updated, what was removed, and the unread
+    count after it. What the gateway streams to the recipient's browsers (GET /api/stream)."""
+
+    recipient_id: str = Field(description="whose notifications changed", min_length=1, max_length=200)
+    seq: int = Field(description="per-recipient change number, rising by one per change; the SSE event id", ge=1)
+    items: list[NotificationView] = Field(description="notifications new or changed by this change")
+    removed: list[uuid.UUID] = Field(description="notifications that are gone (every actor took it back)")
+    unread: int = Field(description="the recipient's unread notifications after this change", ge=0)
+
+
 DATA_MODELS: dict[EventType, type[Contract]] = {
     EventType.POST_CREATED: PostCreatedV1,
     EventType.POST_DELETED: PostDeletedV1,
@@ -185,6 +212,7 @@ DATA_MODELS: dict[EventType, type[Contract]] = {
     EventType.PERSON_UNBLOCKED: PersonUnblockedV1,
     EventType.TEAM_MEMBERSHIP_CHANGED: TeamMembershipChangedV1,
     EventType.POST_AUDIENCE_CHANGED: PostAudienceChangedV1,
+    EventType.NOTIFICATION_CHANGED: NotificationChangedV1,
 }
 
 # Who owns (and alone publishes) each event type.
@@ -204,6 +232,7 @@ PUBLISHERS: dict[EventType, str] = {
     EventType.PERSON_UNBLOCKED: "people",
     EventType.TEAM_MEMBERSHIP_CHANGED: "people",
     EventType.POST_AUDIENCE_CHANGED: "posts",
+    EventType.NOTIFICATION_CHANGED: "notifications",
 }
 
 

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 BACKEND_SERVICES: tuple[str, ...] = ("people", "posts", "reactions", "notifications", "feeds", "search")
 
 DEVELOPMENT_JWT_SECRET = "tillit-development-secret-do-not-use-in-production"
+DEVELOPMENT_UNSUBSCRIBE_SECRET = "tillit-development-unsubscribe-secret"
 
 
 class Settings(BaseSettings):
@@ -49,6 +50,16 @@ class Settings(BaseSettings):
     consumer_batch_wait_ms: float = Field(5.0, ge=0)
     outbox_poll_seconds: float = Field(1.0, gt=0)
 
+    # Notifications and email (docs/notifications.md).
+    default_locale: Literal["nb", "en"] = Field("en", description="language when neither token nor profile says")
+    default_time_zone: str = Field("Europe/Oslo", description="time zone of digests and quiet hours by default")
+    email_window_seconds: float = Field(
+        120.0, ge=0, description="an email other than a favourite waits this long; skipped if read or active meanwhile"
+    )
+    email_hourly_cap: int = Field(10, ge=1, description="emails per person per hour; beyond it they go to the digest")
+    unsubscribe_secret: str = Field(DEVELOPMENT_UNSUBSCRIBE_SECRET, description="signs List-Unsubscribe tokens")
+    unsubscribe_token_days: int = Field(60, ge=1, description="how long an email's unsubscribe link works")
+
     db_pool_size: int = Field(10, ge=1)
     max_body_bytes: int = Field(128 * 1024, ge=1024)
     dev_signin: bool = Field(True, validation_alias="TILLIT_DEV_SIGNIN")
@@ -58,6 +69,8 @@ class Settings(BaseSettings):
     def refuse_development_defaults_in_production(self) -> Settings:
         if self.environment == "production" and self.jwt_secret == DEVELOPMENT_JWT_SECRET and not self.jwt_jwks_url:
             raise ValueError("JWT_SECRET is the development secret: set JWT_JWKS_URL or a real JWT_SECRET")
+        if self.environment == "production" and self.unsubscribe_secret == DEVELOPMENT_UNSUBSCRIBE_SECRET:
+            raise ValueError("UNSUBSCRIBE_SECRET is the development secret: set a real one")
         return self
 
     @property
