@@ -7,7 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from services.notifications import service
-from shared.api import MarkRead, NotificationPage
+from shared.api import (
+    MarkRead,
+    NotificationChanges,
+    NotificationPage,
+    NotificationSettings,
+    NotificationSettingsUpdate,
+)
 from shared.auth import CurrentUser
 
 router = APIRouter()
@@ -27,3 +33,28 @@ async def inbox(
 async def mark_read(request: Request, body: MarkRead, user: CurrentUser) -> Response:
     await service.mark_read(request.app.state.pool, user=user, ids=body.ids)
     return Response(status_code=204)
+
+
+@router.get("/notifications/changes")
+async def changes(
+    request: Request,
+    user: CurrentUser,
+    after: Annotated[int, Query(ge=0, description="the last change seen (SSE Last-Event-ID)")],
+) -> NotificationChanges:
+    return await service.changes(request.app.state.pool, user=user, after=after)
+
+
+@router.post("/notifications/presence", status_code=204)
+async def presence(request: Request, user: CurrentUser) -> Response:
+    await service.seen(request.app.state.pool, user=user)
+    return Response(status_code=204)
+
+
+@router.get("/notification-settings")
+async def get_settings(request: Request, user: CurrentUser) -> NotificationSettings:
+    return await service.get_notification_settings(request.app.state.pool, user=user)
+
+
+@router.put("/notification-settings")
+async def put_settings(request: Request, body: NotificationSettingsUpdate, user: CurrentUser) -> NotificationSettings:
+    return await service.put_notification_settings(request.app.state.pool, user=user, update=body)

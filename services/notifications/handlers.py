@@ -24,4 +24,9 @@ CONSUMERS = (
         ],
         handle=service.apply_reactions,
     ),
+    EventConsumer(
+        name="notifications.follows",
+        event_types=[EventType.PERSON_FOLLOWED, EventType.PERSON_UNFOLLOWED],
+        handle=service.apply_follows,
+    ),
 )

@@ -68,15 +68,15 @@ async def add_actor_to_group(
     *,
     recipient_id: str,
     kind: str,
-    post_id: uuid.UUID,
+    post_id: uuid.UUID | None,
     actor_id: str,
     at: datetime,
     window: timedelta,
 ) -> uuid.UUID:
-    """Join the open group for (recipient, post, kind), or start one when none is open."""
+    """Join the open group for (recipient, post, kind), or start one when none is open. No post: a follow."""
     await conn.execute(
         """UPDATE notifications SET is_open = false
-           WHERE recipient_id = $1 AND post_id = $2 AND kind = $3 AND is_open AND created_at < $4""",
+           WHERE recipient_id = $1 AND post_id IS NOT DISTINCT FROM $2 AND kind = $3 AND is_open AND created_at < $4""",
         recipient_id,
         post_id,
         kind,
@@ -105,13 +105,13 @@ async def add_actor_to_group(
 
 
 async def remove_actor_from_open_group(
-    conn: Connection, *, recipient_id: str, kind: str, post_id: uuid.UUID, actor_id: str
+    conn: Connection, *, recipient_id: str, kind: str, post_id: uuid.UUID | None, actor_id: str
 ) -> None:
-    """An unlike takes the actor out of a group still unread; a group left empty goes."""
+    """An unlike (or unfollow) takes the actor out of a group still unread; a group left empty goes."""
     await conn.execute(
         """DELETE FROM notification_actors a USING notifications n
            WHERE a.notification_id = n.id AND n.is_open
-             AND n.recipient_id = $1 AND n.post_id = $2 AND n.kind = $3 AND a.actor_id = $4""",
+             AND n.recipient_id = $1 AND n.post_id IS NOT DISTINCT FROM $2 AND n.kind = $3 AND a.actor_id = $4""",
         recipient_id,
         post_id,
         kind,
@@ -119,7 +119,7 @@ async def remove_actor_from_open_group(
     )
     await conn.execute(
         """DELETE FROM notifications n
-           WHERE n.is_open AND n.recipient_id = $1 AND n.post_id = $2 AND n.kind = $3
+           WHERE n.is_open AND n.recipient_id = $1 AND n.post_id IS NOT DISTINCT FROM $2 AND n.kind = $3
              AND NOT EXISTS (SELECT 1 FROM notification_actors a WHERE a.notification_id = n.id)""",
         recipient_id,
         post_id,
@@ -270,19 +270,10 @@ async def inbox_page(
     else:
         after_clause, args = "AND (n.updated_at, n.id) < ($3, $4)", [recipient_id, limit, after[0], after[1]]
     return await conn.fetch(
-        f"""SELECT n.id, n.kind, n.post_id, n.read_at IS NOT NULL AS read, n.created_at, n.updated_at,
-                   actors.list AS actors, actors.count AS actor_count
-            FROM notifications n
-            CROSS JOIN LATERAL (
-                SELECT coalesce(jsonb_agg(jsonb_build_object('id', a.actor_id, 'name', coalesce(d.name, ''))
-                                          ORDER BY a.acted_at DESC, a.actor_id), '[]'::jsonb) AS list,
-                       count(*) AS count
-                FROM notification_actors a LEFT JOIN people_directory d ON d.id = a.actor_id
-                WHERE a.notification_id = n.id AND NOT silenced(n.recipient_id, a.actor_id)
-            ) actors
-            WHERE n.recipient_id = $1 AND actors.count > 0 {after_clause}
-            ORDER BY n.updated_at DESC, n.id DESC
-            LIMIT $2""",
+        _RENDERED.format(actor_limit=1_000_000)
+        + f""" WHERE n.recipient_id = $1 AND actors.count > 0 {after_clause}
+               ORDER BY n.updated_at DESC, n.id DESC
+               LIMIT $2""",
         *args,
     )
 
@@ -366,3 +357,217 @@ async def silenced_pairs(conn: Connection, pairs: Sequence[tuple[str, str]]) -> 
         [p[1] for p in pairs],
     )
     return {(r["recipient"], r["actor"]) for r in rows}
+
+
+# The change stream (services.notifications.changes).
+
+# One notification as its reader sees it: the actors they have not silenced, newest first (the first
+# `actor_limit`), and how many there are in all.
+_RENDERED = """
+    SELECT n.id, n.recipient_id, n.kind, n.post_id, n.read_at IS NOT NULL AS read, n.created_at, n.updated_at,
+           n.seq, actors.list AS actors, actors.count AS actor_count
+    FROM notifications n
+    CROSS JOIN LATERAL (
+        SELECT coalesce(jsonb_agg(jsonb_build_object('id', v.actor_id, 'name', coalesce(d.name, ''))
+                                  ORDER BY v.acted_at DESC, v.actor_id) FILTER (WHERE v.rank <= {actor_limit}),
+                        '[]'::jsonb) AS list,
+               count(*) AS count
+        FROM (SELECT a.actor_id, a.acted_at, row_number() OVER (ORDER BY a.acted_at DESC, a.actor_id) AS rank
+              FROM notification_actors a
+              WHERE a.notification_id = n.id AND NOT silenced(n.recipient_id, a.actor_id)) v
+        LEFT JOIN people_directory d ON d.id = v.actor_id AND v.rank <= {actor_limit}
+    ) actors
+"""
+
+
+async def take_touched(conn: Connection) -> list[tuple[str, uuid.UUID]]:
+    """The notifications this transaction changed (recorded by triggers), forgotten as they are taken."""
+    rows = await conn.fetch("DELETE FROM notifications_touched RETURNING recipient_id, notification_id")
+    return sorted({(r["recipient_id"], r["notification_id"]) for r in rows})
+
+
+async def next_seqs(conn: Connection, recipients: Sequence[str]) -> dict[str, int]:
+    """The next change number of each recipient. Locks their stream rows until commit (in sorted order, so
+    two transactions cannot deadlock here): numbers commit in order per recipient."""
+    rows = await conn.fetch(
+        """INSERT INTO notification_streams AS s (recipient_id, seq)
+           SELECT r, 1 FROM unnest($1::text[]) AS r ORDER BY r
+           ON CONFLICT (recipient_id) DO UPDATE SET seq = s.seq + 1
+           RETURNING recipient_id, seq""",
+        sorted(recipients),
+    )
+    return {r["recipient_id"]: r["seq"] for r in rows}
+
+
+async def render_notifications(conn: Connection, ids: Sequence[uuid.UUID], *, actor_limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        _RENDERED.format(actor_limit=int(actor_limit)) + " WHERE n.id = ANY($1::uuid[]) ORDER BY n.updated_at DESC",
+        list(ids),
+    )
+
+
+async def stamp_seqs(
+    conn: Connection,
+    changed: Sequence[tuple[uuid.UUID, int]],
+    *,
+    removed: Sequence[tuple[str, int, uuid.UUID]],
+) -> None:
+    if changed:
+        await conn.execute(
+            """UPDATE notifications n SET seq = c.seq
+               FROM unnest($1::uuid[], $2::bigint[]) AS c(id, seq) WHERE n.id = c.id""",
+            [c[0] for c in changed],
+            [c[1] for c in changed],
+        )
+    if removed:
+        await conn.execute(
+            """INSERT INTO notification_removals (recipient_id, seq, notification_id)
+               SELECT * FROM unnest($1::text[], $2::bigint[], $3::uuid[]) ON CONFLICT DO NOTHING""",
+            [r[0] for r in removed],
+            [r[1] for r in removed],
+            [r[2] for r in removed],
+        )
+
+
+async def locales(conn: Connection, recipients: Sequence[str]) -> list[asyncpg.Record]:
+    """Per recipient: the language chosen in their notification settings and the one in their profile."""
+    return await conn.fetch(
+        """SELECT r AS recipient_id, s.locale AS chosen, d.locale AS profile
+           FROM unnest($1::text[]) AS r
+           LEFT JOIN notification_settings s ON s.recipient_id = r
+           LEFT JOIN people_directory d ON d.id = r""",
+        list(recipients),
+    )
+
+
+async def count_unread_of(conn: Connection, recipients: Sequence[str]) -> dict[str, int]:
+    rows = await conn.fetch(
+        """SELECT n.recipient_id, count(*) AS unread FROM notifications n
+           WHERE n.recipient_id = ANY($1::text[]) AND n.read_at IS NULL
+             AND EXISTS (SELECT 1 FROM notification_actors a
+                         WHERE a.notification_id = n.id AND NOT silenced(n.recipient_id, a.actor_id))
+           GROUP BY n.recipient_id""",
+        list(recipients),
+    )
+    return {r["recipient_id"]: int(r["unread"]) for r in rows}
+
+
+async def stream_of(conn: Connection, recipient_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT seq, pruned_seq FROM notification_streams WHERE recipient_id = $1", recipient_id)
+
+
+async def changed_since(conn: Connection, recipient_id: str, *, after: int, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        _RENDERED.format(actor_limit=1_000_000)
+        + " WHERE n.recipient_id = $1 AND n.seq > $2 ORDER BY n.seq, n.updated_at LIMIT $3",
+        recipient_id,
+        after,
+        limit,
+    )
+
+
+async def removed_since(conn: Connection, recipient_id: str, *, after: int) -> list[uuid.UUID]:
+    rows = await conn.fetch(
+        """SELECT DISTINCT notification_id FROM notification_removals r
+           WHERE r.recipient_id = $1 AND r.seq > $2
+             AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.id = r.notification_id)""",
+        recipient_id,
+        after,
+    )
+    return [r["notification_id"] for r in rows]
+
+
+async def prune_removals(conn: Connection, *, older_than: timedelta) -> int:
+    """Forget tombstones older than a reader could still be behind by; a reader behind them must reload."""
+    rows = await conn.fetch(
+        """WITH pruned AS (
+               DELETE FROM notification_removals WHERE removed_at < now() - $1::interval
+               RETURNING recipient_id, seq
+           ), highest AS (SELECT recipient_id, max(seq) AS seq FROM pruned GROUP BY recipient_id)
+           UPDATE notification_streams s SET pruned_seq = greatest(s.pruned_seq, h.seq)
+           FROM highest h WHERE s.recipient_id = h.recipient_id
+           RETURNING s.recipient_id""",
+        older_than,
+    )
+    return len(rows)
+
+
+# Per-person choices (notification settings) and presence.
+
+
+async def settings_of(conn: Connection, recipients: Sequence[str]) -> dict[str, asyncpg.Record]:
+    rows = await conn.fetch(
+        "SELECT * FROM notification_settings WHERE recipient_id = ANY($1::text[])", list(recipients)
+    )
+    return {r["recipient_id"]: r for r in rows}
+
+
+async def save_settings(conn: Connection, recipient_id: str, fields: dict[str, Any]) -> None:
+    """Upsert the given columns of a person's settings (channels are merged, not replaced)."""
+    columns = list(fields)
+    values = [fields[c] for c in columns]
+    assignments = ", ".join(
+        "channels = s.channels || excluded.channels" if c == "channels" else f"{c} = excluded.{c}" for c in columns
+    )
+    placeholders = ", ".join(f"${i + 2}" for i in range(len(columns)))
+    await conn.execute(
+        f"""INSERT INTO notification_settings AS s (recipient_id, {", ".join(columns)}) VALUES ($1, {placeholders})
+            ON CONFLICT (recipient_id) DO UPDATE SET {assignments}{", " if assignments else ""}updated_at = now()""",
+        recipient_id,
+        *values,
+    )
+
+
+async def touch_presence(conn: Connection, recipient_id: str, *, at_most_every: timedelta) -> None:
+    await conn.execute(
+        """INSERT INTO presence AS p (recipient_id, last_seen_at) VALUES ($1, now())
+           ON CONFLICT (recipient_id) DO UPDATE SET last_seen_at = excluded.last_seen_at
+           WHERE p.last_seen_at < excluded.last_seen_at - $2::interval""",
+        recipient_id,
+        at_most_every,
+    )
+
+
+async def open_groups(
+    conn: Connection, keys: Sequence[tuple[str, uuid.UUID | None, str]]
+) -> dict[tuple[str, uuid.UUID | None, str], uuid.UUID]:
+    """The open group of each (recipient, post, kind), where there is one."""
+    rows = await conn.fetch(
+        """SELECT n.id, n.recipient_id, n.post_id, n.kind
+           FROM unnest($1::text[], $2::uuid[], $3::text[]) AS k(recipient_id, post_id, kind)
+           JOIN notifications n ON n.recipient_id = k.recipient_id AND n.post_id IS NOT DISTINCT FROM k.post_id
+                               AND n.kind = k.kind AND n.is_open""",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] for k in keys],
+    )
+    return {(r["recipient_id"], r["post_id"], r["kind"]): r["id"] for r in rows}
+
+
+async def queue_group_emails(
+    conn: Connection, emails: Sequence[tuple[str, str, str, uuid.UUID | None, uuid.UUID]], *, delay: timedelta
+) -> None:
+    """One email per group (dedupe_key, recipient, kind, post, notification), sent after `delay` if still due."""
+    await conn.execute(
+        """INSERT INTO emails (id, dedupe_key, recipient_id, kind, post_id, notification_id, next_attempt_at)
+           SELECT gen_random_uuid(), k, r, kd, p, n, now() + $6::interval
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::uuid[]) AS e(k, r, kd, p, n)
+           ON CONFLICT (dedupe_key) DO NOTHING""",
+        *(list(column) for column in zip(*emails, strict=True)),
+        delay,
+    )
+
+
+async def advance_follow_state(conn: Connection, *, actor_id: str, target_id: str, active: bool, version: int) -> bool:
+    return bool(
+        await conn.fetchval(
+            """INSERT INTO follow_states AS s (actor_id, target_id, active, version) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (actor_id, target_id) DO UPDATE SET active = excluded.active, version = excluded.version
+               WHERE s.version < excluded.version
+               RETURNING true""",
+            actor_id,
+            target_id,
+            active,
+            version,
+        )
+    )

@@ -18,7 +18,9 @@ CREATE INDEX notifications_changes ON notifications (recipient_id, seq);
 
 CREATE TABLE notification_streams (
     recipient_id text PRIMARY KEY,
-    seq          bigint NOT NULL
+    seq          bigint NOT NULL,
+    -- Tombstones up to here have been pruned: a reader behind it must reload instead of replaying.
+    pruned_seq   bigint NOT NULL DEFAULT 0
 );
 
 CREATE TABLE notification_removals (
@@ -46,8 +48,8 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$;
--- Changing only seq is the numbering itself, not a change to announce.
-CREATE TRIGGER notifications_touch AFTER INSERT OR DELETE OR UPDATE OF is_open, read_at, updated_at
+-- Changing only seq is the numbering itself, and closing a group changes nothing its reader sees.
+CREATE TRIGGER notifications_touch AFTER INSERT OR DELETE OR UPDATE OF read_at, updated_at
     ON notifications FOR EACH ROW EXECUTE FUNCTION notifications_touch();
 
 CREATE FUNCTION notification_actors_touch() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -60,6 +62,15 @@ BEGIN
 END $$;
 CREATE TRIGGER notification_actors_touch AFTER INSERT OR DELETE OR UPDATE ON notification_actors
     FOR EACH ROW EXECUTE FUNCTION notification_actors_touch();
+
+-- The newest follow state per (follower, followed) applied, as reaction_states is for reactions.
+CREATE TABLE follow_states (
+    actor_id  text NOT NULL,
+    target_id text NOT NULL,
+    active    boolean NOT NULL,
+    version   bigint NOT NULL,
+    PRIMARY KEY (actor_id, target_id)
+);
 
 -- A person's choices (GET/PUT /api/me/notification-settings). No row: the defaults.
 CREATE TABLE notification_settings (
