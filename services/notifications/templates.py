@@ -1,11 +1,19 @@
-"""Email texts in Norwegian (bokmål) and English, chosen by the recipient's locale."""
+"""Notification titles and email texts in Norwegian (bokmål) and English, chosen by the recipient's language.
+
+The email bodies are Jinja2 templates kept here as strings rather than files, so they travel with the module
+in every install (the package data of the image holds only *.sql). The HTML templates autoescape: every
+name, excerpt and title written by a person is escaped there.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from html import escape
+
+from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 
 DEFAULT_LANGUAGE = "en"
+LANGUAGES = ("en", "nb")
 
 
 @dataclass(frozen=True)
@@ -15,28 +23,12 @@ class RenderedEmail:
     html: str
 
 
-_FAVOURITE = {
-    "en": {
-        "subject": "{actor} favourited your post",
-        "lead": "{actor} favourited your post:",
-        "open": "Open the post",
-        "why": "You get this email because someone favourited a post you wrote on Tillit.",
-    },
-    "nb": {
-        "subject": "{actor} la innlegget ditt til i favoritter",
-        "lead": "{actor} la innlegget ditt til i favoritter:",
-        "open": "Åpne innlegget",
-        "why": "Du får denne e-posten fordi noen la et innlegg du skrev på Tillit, til i favoritter.",
-    },
-}
-
-
 def language_of(locale: str | None, default: str = DEFAULT_LANGUAGE) -> str:
     """nb or en for a locale (nb, nb-NO, no, nn, en-GB, ...); anything else is the deployment's default."""
     language = (locale or "").replace("_", "-").split("-")[0].lower()
     if language in ("nb", "no", "nn"):
         return "nb"
-    return language if language in _FAVOURITE else default
+    return language if language in LANGUAGES else default
 
 
 # Notification titles per kind and language: {actor} alone, {actor} and one other, {actor} and {others} others.
@@ -81,14 +73,241 @@ def notification_title(kind: str, *, newest_actor: str | None, actor_count: int,
     return template.format(actor=actor, others=actor_count - 1)
 
 
-def render_favourite(*, locale: str | None, actor: str, excerpt: str, link: str) -> RenderedEmail:
-    words = _FAVOURITE[language_of(locale)]
-    lead = words["lead"].format(actor=actor)
-    text = f"{lead}\n\n  {excerpt}\n\n{words['open']}: {link}\n\n--\n{words['why']}\n"
-    html = (
-        f"<p>{escape(lead)}</p>"
-        f"<blockquote>{escape(excerpt)}</blockquote>"
-        f'<p><a href="{escape(link, quote=True)}">{escape(words["open"])}</a></p>'
-        f'<hr><p style="color:#555">{escape(words["why"])}</p>'
+# The notification kind behind each settings kind that has grouped titles (shared.api.SETTINGS_KIND_OF reversed).
+_GROUPED_KIND = {"like": "post.liked", "favourite": "post.favourited", "follow": "person.followed"}
+
+# Per settings kind: the subject of an email about one actor (kinds with grouped titles use those instead),
+# and why the recipient gets it. Comment, mention, praise and campaign update are ready for the sharing
+# features: their notifications plug in by naming the settings kind.
+_KIND_WORDS: dict[str, dict[str, dict[str, str]]] = {
+    "like": {
+        "en": {"why": "You get this email because you chose email for likes on Tillit."},
+        "nb": {"why": "Du får denne e-posten fordi du har valgt e-post for likerklikk på Tillit."},
+    },
+    "favourite": {
+        "en": {"why": "You get this email because someone favourited a post you wrote on Tillit."},
+        "nb": {"why": "Du får denne e-posten fordi noen la et innlegg du skrev på Tillit, til i favoritter."},
+    },
+    "follow": {
+        "en": {"why": "You get this email because you chose email for new followers on Tillit."},
+        "nb": {"why": "Du får denne e-posten fordi du har valgt e-post for nye følgere på Tillit."},
+    },
+    "comment": {
+        "en": {
+            "subject": "{actor} commented on your post",
+            "why": "You get this email because someone commented on a post you wrote on Tillit.",
+        },
+        "nb": {
+            "subject": "{actor} kommenterte innlegget ditt",
+            "why": "Du får denne e-posten fordi noen kommenterte et innlegg du skrev på Tillit.",
+        },
+    },
+    "mention": {
+        "en": {
+            "subject": "{actor} mentioned you",
+            "why": "You get this email because someone mentioned you on Tillit.",
+        },
+        "nb": {
+            "subject": "{actor} nevnte deg",
+            "why": "Du får denne e-posten fordi noen nevnte deg på Tillit.",
+        },
+    },
+    "praise": {
+        "en": {
+            "subject": "{actor} praised you",
+            "why": "You get this email because someone praised you on Tillit.",
+        },
+        "nb": {
+            "subject": "{actor} ga deg ros",
+            "why": "Du får denne e-posten fordi noen ga deg ros på Tillit.",
+        },
+    },
+    "campaign_update": {
+        "en": {
+            "subject": "{actor} posted an update in a campaign you follow",
+            "why": "You get this email because you follow this campaign on Tillit.",
+        },
+        "nb": {
+            "subject": "{actor} la ut en oppdatering i en kampanje du følger",
+            "why": "Du får denne e-posten fordi du følger denne kampanjen på Tillit.",
+        },
+    },
+}
+
+_WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "open_post": "Open the post",
+        "open_profile": "See their profile",
+        "open_notifications": "Open your notifications",
+        "preferences": "Choose which emails you get",
+        "unsubscribe": "Turn off these emails",
+        "digest_subject_daily": "Your daily summary from Tillit: {count} new",
+        "digest_subject_weekly": "Your weekly summary from Tillit: {count} new",
+        "digest_lead_daily": "Here is what happened on Tillit since yesterday's summary:",
+        "digest_lead_weekly": "Here is what happened on Tillit since last week's summary:",
+        "digest_why": "You get this summary because some of your notifications go to a summary email on Tillit.",
+        "digest_more": "... and {count} more in the app",
+    },
+    "nb": {
+        "open_post": "Åpne innlegget",
+        "open_profile": "Se profilen",
+        "open_notifications": "Åpne varslene dine",
+        "preferences": "Velg hvilke e-poster du får",
+        "unsubscribe": "Slå av disse e-postene",
+        "digest_subject_daily": "Din daglige oppsummering fra Tillit: {count} nye",
+        "digest_subject_weekly": "Din ukentlige oppsummering fra Tillit: {count} nye",
+        "digest_lead_daily": "Dette har skjedd på Tillit siden gårsdagens oppsummering:",
+        "digest_lead_weekly": "Dette har skjedd på Tillit siden forrige ukes oppsummering:",
+        "digest_why": "Du får denne oppsummeringen fordi noen av varslene dine går til en oppsummering på e-post.",
+        "digest_more": "... og {count} til i appen",
+    },
+}
+
+EMAIL_KINDS = tuple(_KIND_WORDS)
+
+_FOOTER_TEXT = """--
+{{ why }}
+{{ words.preferences }}: {{ links.preferences }}
+{{ words.unsubscribe }}: {{ links.unsubscribe }}
+"""
+_FOOTER_HTML = """<hr>
+<p style="color:#555;font-size:13px">{{ why }}<br>
+<a href="{{ links.preferences }}">{{ words.preferences }}</a> ·
+<a href="{{ links.unsubscribe }}">{{ words.unsubscribe }}</a></p>
+"""
+
+_TEMPLATES = {
+    "notification.txt": """{{ lead }}
+{% if excerpt %}
+
+  {{ excerpt }}
+{% endif %}
+
+{{ action }}: {{ links.target }}
+
+"""
+    + _FOOTER_TEXT,
+    "notification.html": """<!doctype html>
+<html lang="{{ language }}"><body style="font-family:sans-serif">
+<p>{{ lead }}</p>
+{% if excerpt %}
+<blockquote>{{ excerpt }}</blockquote>
+{% endif %}
+<p><a href="{{ links.target }}">{{ action }}</a></p>
+"""
+    + _FOOTER_HTML
+    + "</body></html>\n",
+    "digest.txt": """{{ lead }}
+
+{% for item in items %}
+- {{ item.title }}
+{% if item.excerpt %}
+    {{ item.excerpt }}
+{% endif %}
+  {{ item.url }}
+{% endfor %}
+{% if more %}
+{{ more }}
+{% endif %}
+
+{{ words.open_notifications }}: {{ links.target }}
+
+"""
+    + _FOOTER_TEXT,
+    "digest.html": """<!doctype html>
+<html lang="{{ language }}"><body style="font-family:sans-serif">
+<p>{{ lead }}</p>
+<ul>
+{% for item in items %}
+<li><a href="{{ item.url }}">{{ item.title }}</a>{% if item.excerpt %}<br><q>{{ item.excerpt }}</q>{% endif %}</li>
+{% endfor %}
+</ul>
+{% if more %}
+<p>{{ more }}</p>
+{% endif %}
+<p><a href="{{ links.target }}">{{ words.open_notifications }}</a></p>
+"""
+    + _FOOTER_HTML
+    + "</body></html>\n",
+}
+
+_ENVIRONMENT = Environment(
+    loader=DictLoader(_TEMPLATES),
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+@dataclass(frozen=True)
+class EmailLinks:
+    target: str = ""  # where the email leads: the post, the profile, the notifications
+    preferences: str = ""  # the notification settings page
+    unsubscribe: str = ""  # the one-click link also in List-Unsubscribe
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    title: str
+    url: str
+    excerpt: str | None = None
+
+
+def email_subject(kind: str, *, actor: str | None, actor_count: int, language: str) -> str:
+    """The subject of an email of a settings kind (like, favourite, comment, ...) about its actors."""
+    if kind in _GROUPED_KIND:
+        return notification_title(_GROUPED_KIND[kind], newest_actor=actor, actor_count=actor_count, language=language)
+    return _KIND_WORDS[kind][language]["subject"].format(actor=actor or _SOMEONE[language])
+
+
+def render_notification_email(
+    kind: str,
+    *,
+    language: str,
+    actor: str | None,
+    actor_count: int = 1,
+    excerpt: str | None,
+    links: EmailLinks,
+) -> RenderedEmail:
+    """One notification by email; `kind` is the settings kind (like, favourite, follow, comment, ...)."""
+    words = _WORDS[language]
+    subject = email_subject(kind, actor=actor, actor_count=actor_count, language=language)
+    context = {
+        "language": language,
+        "words": words,
+        "lead": subject + (":" if excerpt else "."),
+        "excerpt": excerpt,
+        "action": words["open_profile"] if kind == "follow" and actor_count == 1 else words["open_post"],
+        "links": links,
+        "why": _KIND_WORDS[kind][language]["why"],
+    }
+    if kind == "follow" and actor_count > 1:
+        context["action"] = words["open_notifications"]
+    return RenderedEmail(
+        subject=subject,
+        text=_ENVIRONMENT.get_template("notification.txt").render(context),
+        html=_ENVIRONMENT.get_template("notification.html").render(context),
     )
-    return RenderedEmail(subject=words["subject"].format(actor=actor), text=text, html=html)
+
+
+def render_digest(
+    *, language: str, period: str, items: Sequence[DigestItem], more: int = 0, links: EmailLinks
+) -> RenderedEmail:
+    """The daily or weekly summary: one line per notification, newest first; `more` not listed."""
+    words = _WORDS[language]
+    context = {
+        "language": language,
+        "words": words,
+        "lead": words[f"digest_lead_{period}"],
+        "items": items,
+        "more": words["digest_more"].format(count=more) if more else "",
+        "links": links,
+        "why": words["digest_why"],
+    }
+    return RenderedEmail(
+        subject=words[f"digest_subject_{period}"].format(count=len(items) + more),
+        text=_ENVIRONMENT.get_template("digest.txt").render(context),
+        html=_ENVIRONMENT.get_template("digest.html").render(context),
+    )
