@@ -207,6 +207,8 @@ class System:
             "PUBLIC_URL": "http://tillit.test",
             "LOG_LEVEL": self.log_level,
             "OUTBOX_POLL_SECONDS": "0.5",
+            # Emails that wait for the reader (all but favourites) wait 2 s here rather than 2 minutes.
+            "EMAIL_WINDOW_SECONDS": "2",
             # Small pools: a test run starts more than one system, and PostgreSQL allows 100 connections.
             "DB_POOL_SIZE": "4",
             "PYTHONUNBUFFERED": "1",
