@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse
 from shared import broker, db
 from shared.auth import TokenVerifier
 from shared.consumer import ConsumerRunner, EventConsumer
+from shared.db import Connection
 from shared.http import BodyLimitMiddleware, install_problem_handlers
 from shared.logs import configure_logging
 from shared.outbox import OutboxRelay
@@ -98,7 +99,7 @@ class Runtime:
             poll_seconds=self.settings.outbox_poll_seconds,
         )
         await self.relay.start()
-        self.background.append(InboxJanitor(self.pool))
+        self.background.append(inbox_janitor(self.pool))
         log.info("service started", extra={"consumers": [c.queue_name for c in self.consumers]})
 
     async def stop(self) -> None:
@@ -131,33 +132,50 @@ class Runtime:
         return checks
 
 
-class InboxJanitor:
-    """Forgets inbox rows once a redelivery of their event is no longer plausible, so the table stays small.
+class Janitor:
+    """Runs one pruning statement now and then, so a table that only grows stays small."""
 
-    RabbitMQ redelivers within minutes and the outbox republishes at most a batch after a crash; two weeks
-    is far beyond either.
-    """
-
-    RETENTION = timedelta(days=14)
-    INTERVAL_SECONDS = 3600
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        name: str,
+        prune: Callable[[Connection], Awaitable[Any]],
+        interval_seconds: float = 3600,
+    ) -> None:
         self._pool = pool
-        self._task = asyncio.create_task(self._run(), name="inbox-janitor")
+        self._name = name
+        self._prune = prune
+        self._interval_seconds = interval_seconds
+        self._task = asyncio.create_task(self._run(), name=name)
 
     async def _run(self) -> None:
         while True:
             try:
                 async with self._pool.acquire() as conn:
-                    await conn.execute("DELETE FROM inbox WHERE processed_at < now() - $1::interval", self.RETENTION)
+                    await self._prune(conn)
             except Exception as exc:
-                log.warning("could not prune the inbox: %r", exc)
-            await asyncio.sleep(self.INTERVAL_SECONDS)
+                log.warning("%s could not prune: %r", self._name, exc)
+            await asyncio.sleep(self._interval_seconds)
 
     async def stop(self) -> None:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+# RabbitMQ redelivers within minutes and the outbox republishes at most a batch after a crash; two weeks
+# is far beyond either.
+INBOX_RETENTION = timedelta(days=14)
+
+
+def inbox_janitor(pool: asyncpg.Pool) -> Janitor:
+    """Forgets inbox rows once a redelivery of their event is no longer plausible."""
+
+    async def prune(conn: Connection) -> None:
+        await conn.execute("DELETE FROM inbox WHERE processed_at < now() - $1::interval", INBOX_RETENTION)
+
+    return Janitor(pool, name="inbox-janitor", prune=prune)
 
 
 async def _until_reachable(what: str, attempt_once: Callable[[], Awaitable[Any]]) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -23,12 +24,15 @@ from shared.api import Notification, NotificationChanges, Person
 from shared.db import Connection
 from shared.events import EventType, NotificationChangedV1, NotificationView, PersonRef, new_envelope
 from shared.outbox import add_to_outbox
+from shared.runtime import Janitor
 from shared.settings import Settings, get_settings
 
 # Names carried in a change event; the inbox lists everyone.
 ACTORS_IN_EVENT = 20
 # More changes than this since a reader's last: reloading the inbox is cheaper than replaying them.
 MAX_REPLAY = 200
+# How long a removal can be replayed. A reader further behind (a laptop closed for a week) reloads instead.
+REPLAY_RETENTION = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -169,3 +173,10 @@ async def changes_after(
         else:
             items.append(shown.notification)
     return NotificationChanges(seq=seq, items=items, removed=[*removed, *hidden], unread=unread)
+
+
+def removals_janitor(pool: asyncpg.Pool) -> Janitor:
+    async def prune(conn: Connection) -> None:
+        await repository.prune_removals(conn, older_than=REPLAY_RETENTION)
+
+    return Janitor(pool, name="notification-removals-janitor", prune=prune)
