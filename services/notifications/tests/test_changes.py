@@ -15,6 +15,7 @@ import pytest
 
 from services.notifications import changes, repository
 from shared import db as shared_db
+from shared.db import Connection
 from tests.harness import PG_ADMIN_URL, drop_database
 
 MIGRATIONS = Path(changes.__file__).parent / "migrations"
@@ -33,7 +34,7 @@ async def pool() -> AsyncIterator[asyncpg.Pool]:
         await drop_database(database)
 
 
-async def _join(conn: asyncpg.Connection, recipient: str, actor: str) -> None:
+async def _join(conn: Connection, recipient: str, actor: str) -> None:
     await repository.add_actor_to_group(
         conn,
         recipient_id=recipient,
@@ -45,7 +46,7 @@ async def _join(conn: asyncpg.Connection, recipient: str, actor: str) -> None:
     )
 
 
-async def _published(conn: asyncpg.Connection) -> list[dict[str, object]]:
+async def _published(conn: Connection) -> list[dict[str, object]]:
     rows = await conn.fetch("SELECT body FROM outbox WHERE routing_key = 'notification.changed.v1' ORDER BY id")
     return [orjson.loads(r["body"])["data"] for r in rows]
 
