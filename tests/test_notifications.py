@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
 import httpx
 
+from shared.events import Envelope, EventType, PersonRef, PostFavouritedV1, PostUnfavouritedV1, new_envelope
 from tests.harness import System, eventually, random_id
+from tests.test_reliability import publish
 
 
 async def _signed_in(system: System, person: str, **claims: Any) -> str:
@@ -285,3 +289,68 @@ async def test_each_change_is_published_once_numbered_for_its_recipient(system: 
     assert last["type"] == "notification.changed.v1" and last["source"] == "notifications"
     assert last["data"]["unread"] == 1 and last["data"]["removed"] == []
     assert last["data"]["items"][0]["title"] == f"Name {likers[-1]} and 2 others liked your post"
+
+
+def _favourite(*, post_id: str, author: str, actor: str, favourited: bool, version: int) -> Envelope:
+    model, event_type = (
+        (PostFavouritedV1, EventType.POST_FAVOURITED)
+        if favourited
+        else (PostUnfavouritedV1, EventType.POST_UNFAVOURITED)
+    )
+    data = model(
+        post_id=uuid.UUID(post_id),
+        post_author_id=author,
+        actor=PersonRef(id=actor, name=f"Name {actor}"),
+        like_count=0,
+        favourite_count=1 if favourited else 0,
+        version=version,
+        occurred_at=datetime.now(UTC),
+    )
+    return new_envelope(event_type, source="reactions", subject=post_id, data=data)
+
+
+async def test_a_favourite_delivered_again_or_repeated_never_sends_a_second_email(system: System) -> None:
+    author = random_id("author")
+    author_token = await _signed_in(system, author)
+    post = await _post(system, author_token)
+    actor = random_id("actor")
+    favourite = _favourite(post_id=post["id"], author=author, actor=actor, favourited=True, version=1)
+
+    def emails() -> list[Any]:
+        return [m for m in system.smtp.messages if m["To"].addresses[0].addr_spec == f"{author}@tillit.test"]
+
+    # The same event twice back to back (one batch, likely), then again once its email has gone.
+    await publish(system.namespace, [favourite, favourite])
+
+    async def sent() -> list[Any]:
+        return emails()
+
+    await eventually(sent, timeout=15, message="the favourite emails its author")
+    await publish(system.namespace, [favourite])
+    # Taken back and given again: new events, the same favourite of the same post by the same person.
+    await publish(
+        system.namespace,
+        [
+            _favourite(post_id=post["id"], author=author, actor=actor, favourited=False, version=2),
+            _favourite(post_id=post["id"], author=author, actor=actor, favourited=True, version=3),
+        ],
+    )
+    conn = await system.db("notifications")
+    try:
+
+        async def all_applied() -> bool:
+            return bool(
+                await conn.fetchval(
+                    "SELECT version = 3 FROM reaction_states WHERE post_id = $1 AND actor_id = $2",
+                    uuid.UUID(post["id"]),
+                    actor,
+                )
+            )
+
+        await eventually(all_applied, message="the repeat applied")
+        duplicates = await conn.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", favourite.id)
+        assert duplicates == 1
+    finally:
+        await conn.close()
+    await asyncio.sleep(1.5)  # the mailer polls every second: a second email would be out by now
+    assert len(emails()) == 1
