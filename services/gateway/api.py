@@ -7,12 +7,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+import anyio
+import jwt
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from sse_starlette import EventSourceResponse
 
-from services.gateway import service
+from services.gateway import service, stream
 from services.gateway.upstream import Upstreams
 from shared.api import (
     ChangeAudience,
@@ -48,17 +51,34 @@ class SignedIn:
     token: str
 
 
-async def signed_in(
-    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> SignedIn:
-    token = bearer_token(request)
+async def _sign_in(request: Request, token: str) -> SignedIn:
     verifier: TokenVerifier = request.app.state.verifier
     claims = await verifier.verify_async(token)
     await request.app.state.profiles.ensure(claims, token)
     return SignedIn(claims, token)
 
 
+async def signed_in(
+    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> SignedIn:
+    return await _sign_in(request, bearer_token(request))
+
+
+async def signed_in_to_stream(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    access_token: Annotated[
+        str | None,
+        Query(description="the bearer token, for clients that cannot send headers (a browser's EventSource)"),
+    ] = None,
+) -> SignedIn:
+    if access_token and "authorization" not in request.headers:
+        return await _sign_in(request, access_token)
+    return await _sign_in(request, bearer_token(request))
+
+
 User = Annotated[SignedIn, Depends(signed_in)]
+StreamUser = Annotated[SignedIn, Depends(signed_in_to_stream)]
 
 
 def upstreams(request: Request) -> Upstreams:
@@ -161,6 +181,60 @@ async def mark_read(request: Request, body: MarkRead, user: User) -> Response:
         body=body.model_dump_json(exclude_none=True).encode(),
     )
     return reply.to_response() if reply.status != 204 else Response(status_code=204)
+
+
+STREAM_DESCRIPTION = """Live changes to your notifications as Server-Sent Events (docs/streaming.md).
+
+The first message says where you stand: `unread` (`{"seq", "unread"}`), or, when resuming, `notifications`
+with everything missed, or `reset` (`{"seq", "unread"}`: too much was missed; reload the inbox). Then one
+`notifications` message per change: `{"seq", "items", "removed", "unread"}`, items shaped like the inbox's.
+Every message's id is its `seq`: reconnect with `Last-Event-ID` (EventSource does) to miss nothing.
+
+Authenticate with the Authorization header or, from a browser's EventSource, with `?access_token=`. The stream
+ends when the token expires; open a new one with a fresh token."""
+
+
+def _token_expiry(token: str) -> float:
+    # The verifier has checked the signature and that `exp` is there; only its value is wanted here.
+    return float(jwt.decode(token, options={"verify_signature": False})["exp"])
+
+
+@router.get(
+    "/stream",
+    response_class=EventSourceResponse,
+    responses={200: {"description": "an endless text/event-stream", "content": {"text/event-stream": {}}}, **ERRORS},
+    tags=["notifications"],
+    summary="Live notifications",
+    description=STREAM_DESCRIPTION,
+)
+async def notification_stream(
+    request: Request,
+    user: StreamUser,
+    last_event_id: Annotated[
+        int | None, Query(ge=0, description="resume after this change, when the Last-Event-ID header cannot be set")
+    ] = None,
+    last_event_id_header: Annotated[int | None, Header(alias="Last-Event-ID", ge=0)] = None,
+) -> EventSourceResponse:
+    # The header wins: on reconnecting, EventSource sends the newest id there while the URL, with any
+    # ?last_event_id= in it, stays as it was first opened.
+    resume_after = last_event_id_header if last_event_id_header is not None else last_event_id
+    shutdown = anyio.Event()
+    events = stream.notification_events(
+        request.app.state.live,
+        upstreams(request),
+        recipient_id=user.claims.sub,
+        token=user.token,
+        last_event_id=resume_after,
+        expires_at=_token_expiry(user.token),
+        shutdown=shutdown,
+    )
+    return EventSourceResponse(
+        events,
+        ping=stream.PING_SECONDS,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        shutdown_event=shutdown,
+        shutdown_grace_period=stream.SHUTDOWN_GRACE_SECONDS,
+    )
 
 
 @router.patch("/posts/{post_id}", response_model=Post, responses={**ERRORS, 403: PROBLEM, 404: PROBLEM})

@@ -13,8 +13,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from services.gateway.api import dev_router, router
 from services.gateway.fastpath import ReactionFastPath
 from services.gateway.service import ProfileSync
+from services.gateway.stream import LiveNotifications
 from services.gateway.upstream import Upstreams
 from shared.auth import TokenVerifier
+from shared.broker import Topology
 from shared.http import BodyLimitMiddleware, install_problem_handlers
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings
@@ -25,13 +27,18 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     upstreams = Upstreams(settings)
+    live = LiveNotifications(rabbitmq_url=settings.rabbitmq_url, topology=Topology(settings.namespace))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await upstreams.start()
+        await live.start()
         if settings.dev_signin_enabled:
             log.warning("development sign-in is ON at /api/dev/sign-in: never expose this instance")
         yield
+        # uvicorn runs this once the connections are done; sse-starlette ends the open streams on the exit
+        # signal so that they are. Whatever stream is left ends here.
+        await live.stop()
         await upstreams.close()
 
     app = FastAPI(
@@ -43,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.verifier = TokenVerifier(settings)
     app.state.upstreams = upstreams
+    app.state.live = live
     app.state.profiles = ProfileSync(upstreams)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

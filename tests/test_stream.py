@@ -1,0 +1,468 @@
+"""Live notifications over Server-Sent Events (GET /api/stream): a change reaches the recipient's open streams
+and nobody else's, a client that reconnects with Last-Event-ID gets exactly what it missed, every gateway
+replica serves its own clients, and a broker outage ends streams so that their clients catch up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import httpx
+import orjson
+import pytest
+from httpx_sse import ServerSentEvent, aconnect_sse
+
+from shared.events import EventType, NotificationChangedV1, NotificationView, PersonRef, new_envelope
+from tests.harness import AMQP_URL, ROOT, System, TcpProxy, eventually, free_port, random_id
+
+# Longer than the 15 s between pings, so an idle stream is not a read timeout.
+STREAM_TIMEOUT = httpx.Timeout(10, read=60)
+
+
+class OpenStream:
+    """One client's GET /api/stream, read in the background; `next()` is its next message (pings skipped)."""
+
+    def __init__(
+        self, base_url: str, token: str | None, headers: dict[str, str] | None, params: dict[str, Any]
+    ) -> None:
+        self.base_url = base_url
+        self.token = token
+        self.params = {k: str(v) for k, v in params.items()}
+        self.headers = headers or {}
+        self.messages: asyncio.Queue[ServerSentEvent | None] = asyncio.Queue()
+        self.status: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.ended = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> OpenStream:
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        headers = {**self.headers, **({"Authorization": f"Bearer {self.token}"} if self.token else {})}
+        try:
+            async with (
+                httpx.AsyncClient(base_url=self.base_url, timeout=STREAM_TIMEOUT) as client,
+                aconnect_sse(client, "GET", "/api/stream", params=self.params, headers=headers) as source,
+            ):
+                self.status.set_result(source.response.status_code)
+                if source.response.status_code != 200:
+                    return
+                async for message in source.aiter_sse():
+                    if message.data or message.event != "message":
+                        await self.messages.put(message)
+        except httpx.HTTPError:
+            pass  # the server went away: the stream has ended, which `ended` says
+        finally:
+            self.ended.set()
+            await self.messages.put(None)
+
+    async def next(self, timeout: float = 15) -> ServerSentEvent:
+        message = await asyncio.wait_for(self.messages.get(), timeout)
+        assert message is not None, "the stream ended"
+        return message
+
+    async def assert_ends(self, timeout: float = 15) -> None:
+        await asyncio.wait_for(self.ended.wait(), timeout)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+@contextlib.asynccontextmanager
+async def streaming(
+    base_url: str, token: str | None, *, headers: dict[str, str] | None = None, **params: Any
+) -> AsyncIterator[OpenStream]:
+    stream = OpenStream(base_url, token, headers, params).start()
+    try:
+        yield stream
+    finally:
+        await stream.close()
+
+
+async def first_message(stream: OpenStream) -> ServerSentEvent:
+    """The message every stream starts with; its id is where the client stands."""
+    message = await stream.next()
+    assert message.retry == 3000
+    assert message.id is not None and int(message.id) >= 0
+    return message
+
+
+def data(message: ServerSentEvent) -> dict[str, Any]:
+    parsed: dict[str, Any] = orjson.loads(message.data)
+    return parsed
+
+
+async def create_post(system: System, token: str) -> str:
+    async with system.client(token) as client:
+        reply = await client.post("/api/posts", json={"body": "Hvem vil teste strømmen?", "kind": "question"})
+    assert reply.status_code == 201, reply.text
+    return str(reply.json()["id"])
+
+
+async def like(system: System, token: str, post_id: str) -> None:
+    async with system.client(token) as client:
+        reply = await client.put(f"/api/posts/{post_id}/like")
+    assert reply.status_code == 200, reply.text
+
+
+async def inbox(system: System, token: str) -> dict[str, Any]:
+    async with system.client(token) as client:
+        reply = await client.get("/api/notifications")
+    assert reply.status_code == 200, reply.text
+    page: dict[str, Any] = reply.json()
+    return page
+
+
+# End to end: a like on the author's open stream --------------------------------------------------------------
+
+
+async def test_a_like_arrives_on_the_authors_open_stream_and_nowhere_else(system: System) -> None:
+    author, liker = random_id("author"), random_id("liker")
+    author_token = system.token(author, name="Åse Author")
+    liker_token = system.token(liker, name="Lars Liker")
+    post_id = await create_post(system, author_token)
+
+    async with (
+        streaming(system.base_url, None, access_token=author_token) as authors,
+        streaming(system.base_url, liker_token) as likers,
+    ):
+        start = await first_message(authors)
+        assert start.event == "unread"
+        assert data(start) == {"seq": int(start.id), "unread": 0}
+        liker_start = await first_message(likers)
+        await like(system, liker_token, post_id)
+
+        change = await authors.next()
+        assert change.event == "notifications"
+        assert int(change.id) == int(start.id) + 1
+        body = data(change)
+        assert body["seq"] == int(change.id) and body["unread"] == 1 and body["removed"] == []
+        [item] = body["items"]
+        assert item["kind"] == "post.liked" and item["post_id"] == post_id and item["read"] is False
+        assert item["actors"] == [{"id": liker, "name": "Lars Liker"}] and item["actor_count"] == 1
+        assert "Lars Liker" in item["title"]
+        assert item["url"].endswith(f"/posts/{post_id}")
+        # The stream's items are the inbox's: the same notification, field for field.
+        assert (await inbox(system, author_token))["items"] == [item]
+
+        # The liker's stream got nothing of the author's: its next message is its own, a new follower.
+        async with system.client(author_token) as client:
+            assert (await client.put(f"/api/people/{liker}/follow")).status_code == 200
+        own = await likers.next()
+        assert own.event == "notifications" and int(own.id) == int(liker_start.id) + 1
+        [followed] = data(own)["items"]
+        assert followed["kind"] == "person.followed" and followed["actors"][0]["id"] == author
+
+
+# Resume: what a dropped connection missed, once ---------------------------------------------------------------
+
+
+async def test_reconnecting_with_last_event_id_gets_exactly_what_was_missed(system: System) -> None:
+    author = random_id("author")
+    first_liker, second_liker, third_liker = (random_id("liker") for _ in range(3))
+    author_token = system.token(author)
+    post_id = await create_post(system, author_token)
+
+    async with streaming(system.base_url, author_token) as stream:
+        start = await first_message(stream)
+        await like(system, system.token(first_liker, name="Første"), post_id)
+        seen = await stream.next()
+        assert int(seen.id) == int(start.id) + 1 and data(seen)["unread"] == 1
+        [notification] = data(seen)["items"]
+
+    # Offline: a second like joins the same notification, then the author reads everything elsewhere.
+    await like(system, system.token(second_liker, name="Andre"), post_id)
+
+    async def both_actors() -> dict[str, Any] | None:
+        page = await inbox(system, author_token)
+        return page if page["items"] and page["items"][0]["actor_count"] == 2 else None
+
+    await eventually(both_actors, message="the second like reaches the inbox")
+    async with system.client(author_token) as client:
+        assert (await client.post("/api/notifications/read", json={"all": True})).status_code == 204
+    offline = await inbox(system, author_token)
+    assert offline["unread"] == 0 and offline["seq"] == int(seen.id) + 2
+
+    async with streaming(system.base_url, author_token, headers={"Last-Event-ID": seen.id}) as stream:
+        caught_up = await first_message(stream)
+        assert caught_up.event == "notifications"
+        assert int(caught_up.id) == offline["seq"]
+        body = data(caught_up)
+        assert body["unread"] == 0 and body["removed"] == []
+        [item] = body["items"]
+        assert item["id"] == notification["id"] and item["read"] is True and item["actor_count"] == 2
+        assert [actor["name"] for actor in item["actors"]] == ["Andre", "Første"]
+        assert body["items"] == offline["items"]
+
+        # Nothing twice: the next message is the next change, not any of the two replayed.
+        await like(system, system.token(third_liker, name="Tredje"), post_id)
+        live = await stream.next()
+        assert int(live.id) == offline["seq"] + 1
+        assert data(live)["unread"] == 1 and data(live)["items"][0]["actors"][0]["name"] == "Tredje"
+
+    # The query parameter resumes too (for clients that cannot set the header), and with nothing missed the
+    # stream says where the client stands.
+    async with streaming(system.base_url, author_token, last_event_id=live.id) as stream:
+        current = await first_message(stream)
+        assert current.event == "unread" and data(current) == {"seq": int(live.id), "unread": 1}
+
+
+async def test_an_id_the_notifications_service_cannot_replay_asks_the_client_to_reload(system: System) -> None:
+    token = system.token()
+    async with streaming(system.base_url, token, last_event_id=10**9) as stream:
+        reset = await first_message(stream)
+    assert reset.event == "reset"
+    assert data(reset) == {"seq": 0, "unread": 0} and reset.id == "0"
+
+
+# Fan-in: a change on the exchange reaches its recipient's streams only ------------------------------------------
+
+
+def notification_changed(recipient_id: str, seq: int, *, title: str, unread: int) -> bytes:
+    now = datetime.now(UTC)
+    change = NotificationChangedV1(
+        recipient_id=recipient_id,
+        seq=seq,
+        items=[
+            NotificationView(
+                id=uuid.uuid4(),
+                kind="post.liked",
+                post_id=uuid.uuid4(),
+                actors=[PersonRef(id="someone", name="Someone")],
+                actor_count=1,
+                read=False,
+                title=title,
+                url="http://tillit.test/posts/x",
+                created_at=now,
+                updated_at=now,
+            )
+        ],
+        removed=[],
+        unread=unread,
+    )
+    envelope = new_envelope(EventType.NOTIFICATION_CHANGED, source="notifications", subject=recipient_id, data=change)
+    return envelope.model_dump_json().encode()
+
+
+@contextlib.asynccontextmanager
+async def events_exchange(system: System) -> AsyncIterator[aio_pika.abc.AbstractExchange]:
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        yield await channel.get_exchange(f"{system.namespace}.events")
+    finally:
+        await connection.close()
+
+
+async def publish(exchange: aio_pika.abc.AbstractExchange, body: bytes) -> None:
+    await exchange.publish(
+        aio_pika.Message(body, content_type="application/json"), routing_key=EventType.NOTIFICATION_CHANGED.value
+    )
+
+
+async def test_a_change_on_the_exchange_reaches_exactly_its_recipients_streams(system: System) -> None:
+    # People the notifications service has never heard of: their change numbers start at 0, and nothing but
+    # this test's events changes them.
+    kari, ola = random_id("kari"), random_id("ola")
+    kari_token, ola_token = system.token(kari), system.token(ola)
+    async with (
+        events_exchange(system) as exchange,
+        streaming(system.base_url, kari_token) as karis_laptop,
+        streaming(system.base_url, kari_token) as karis_phone,
+        streaming(system.base_url, ola_token) as olas,
+    ):
+        for stream in (karis_laptop, karis_phone, olas):
+            assert data(await first_message(stream)) == {"seq": 0, "unread": 0}
+        await publish(exchange, notification_changed(kari, 1, title="for Kari", unread=1))
+        await publish(exchange, notification_changed(ola, 1, title="for Ola", unread=4))
+        # A duplicate delivery of a change already sent is dropped.
+        await publish(exchange, notification_changed(kari, 1, title="for Kari, again", unread=1))
+        await publish(exchange, notification_changed(kari, 2, title="for Kari, next", unread=2))
+
+        for stream in (karis_laptop, karis_phone):
+            first, second = await stream.next(), await stream.next()
+            assert (first.id, data(first)["items"][0]["title"], data(first)["unread"]) == ("1", "for Kari", 1)
+            assert (second.id, data(second)["items"][0]["title"]) == ("2", "for Kari, next")
+        only = await olas.next()
+        assert (only.id, data(only)["items"][0]["title"], data(only)["unread"]) == ("1", "for Ola", 4)
+        assert olas.messages.empty()
+
+
+# Authentication -----------------------------------------------------------------------------------------------
+
+
+async def test_a_stream_needs_a_valid_token(system: System) -> None:
+    async with httpx.AsyncClient(base_url=system.base_url, timeout=10) as client:
+        for params, headers in (
+            ({}, {}),
+            ({"access_token": "not-a-token"}, {}),
+            ({}, {"Authorization": "Bearer not-a-token"}),
+        ):
+            reply = await client.get("/api/stream", params=params, headers=headers)
+            assert reply.status_code == 401, reply.text
+            assert reply.headers["content-type"] == "application/problem+json"
+            assert reply.json()["status"] == 401
+        reply = await client.get("/api/stream", params={"access_token": system.token(), "last_event_id": "soon"})
+        assert reply.status_code == 422
+        assert reply.json()["errors"][0]["field"] == "query.last_event_id"
+
+
+async def test_the_stream_is_event_stream_and_unbuffered(system: System) -> None:
+    async with (
+        httpx.AsyncClient(base_url=system.base_url, timeout=STREAM_TIMEOUT) as client,
+        client.stream("GET", "/api/stream", params={"access_token": system.token()}) as reply,
+    ):
+        assert reply.status_code == 200
+        assert reply.headers["content-type"].startswith("text/event-stream")
+        assert reply.headers["cache-control"] == "no-cache"
+        assert reply.headers["x-accel-buffering"] == "no"
+        first = b""
+        async for chunk in reply.aiter_bytes():
+            first += chunk
+            if b"\r\n\r\n" in first:
+                break
+    assert first.startswith(b"id: 0\r\nevent: unread\r\ndata: ")
+    assert b"retry: 3000\r\n" in first
+
+
+# Replicas: a gateway of the test's own beside the system's -----------------------------------------------------
+
+
+@dataclass
+class Replica:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    async def stop(self) -> None:
+        """SIGTERM, as an orchestrator stops it; then wait for it to exit."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.to_thread(self.process.wait, 20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                await asyncio.to_thread(self.process.wait)
+
+
+def _spawn_gateway(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen([sys.executable, "-m", "services.gateway"], cwd=ROOT, env=env, stdout=log, stderr=log)
+
+
+@contextlib.asynccontextmanager
+async def another_gateway(system: System, *, rabbitmq_url: str | None = None) -> AsyncIterator[Replica]:
+    """A second gateway process for the same system, started as the harness starts the first
+    (`python -m services.gateway`), optionally reaching RabbitMQ another way."""
+    port = free_port()
+    env = {**system.env(), "GATEWAY_PORT": str(port)}
+    if rabbitmq_url:
+        env["RABBITMQ_URL"] = rabbitmq_url
+    log_path = system.log_dir / f"gateway-{port}.log"
+    process = _spawn_gateway(env, log_path)
+    replica = Replica(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+
+        async def healthy() -> bool:
+            assert process.poll() is None, log_path.read_text()
+            with contextlib.suppress(httpx.HTTPError):
+                async with httpx.AsyncClient(timeout=2) as client:
+                    return (await client.get(f"{replica.base_url}/api/health")).status_code == 200
+            return False
+
+        await eventually(healthy, timeout=30, message="the second gateway starts")
+        yield replica
+    finally:
+        await replica.stop()
+
+
+async def test_each_gateway_replica_delivers_to_its_own_clients_and_stops_promptly(system: System) -> None:
+    author, reader, liker = random_id("author"), random_id("reader"), random_id("liker")
+    author_token, reader_token, liker_token = system.token(author), system.token(reader), system.token(liker)
+    post_id = await create_post(system, author_token)
+
+    async with (
+        another_gateway(system) as second,
+        streaming(system.base_url, author_token) as on_first,
+        streaming(second.base_url, author_token) as on_second,
+        streaming(second.base_url, reader_token) as readers,
+    ):
+        starts = [await first_message(s) for s in (on_first, on_second, readers)]
+        await like(system, liker_token, post_id)
+        # Each replica has its own queue: the one change reaches the author's streams on both.
+        for stream in (on_first, on_second):
+            change = await stream.next()
+            assert int(change.id) == int(starts[0].id) + 1
+            assert data(change)["items"][0]["actors"][0]["id"] == liker
+        async with system.client(author_token) as client:
+            assert (await client.put(f"/api/people/{reader}/follow")).status_code == 200
+        followed = await readers.next()
+        assert int(followed.id) == int(starts[2].id) + 1
+        assert data(followed)["items"][0]["kind"] == "person.followed"
+
+        # Stopping a replica ends its streams at once (their clients reconnect elsewhere), and it exits.
+        stopping = time.monotonic()
+        await second.stop()
+        assert time.monotonic() - stopping < 5, "the open streams held the replica up"
+        # Each stream ended properly, not cut off mid-response (uvicorn logs that as an error).
+        assert '"level": "ERROR"' not in second.log_path.read_text()
+        await on_second.assert_ends(timeout=1)
+        await readers.assert_ends(timeout=1)
+        assert not on_first.ended.is_set()
+
+
+# A broker outage ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+async def test_a_broker_outage_ends_the_streams_and_their_clients_catch_up(system: System) -> None:
+    author = random_id("author")
+    author_token = system.token(author)
+    post_id = await create_post(system, author_token)
+    proxy = TcpProxy("127.0.0.1", 5672)
+    await proxy.start()
+    try:
+        async with another_gateway(system, rabbitmq_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/") as second:
+            async with streaming(second.base_url, author_token) as stream:
+                start = await first_message(stream)
+                await proxy.cut()
+                # The replica's queue went with its connection: changes from now on do not reach it.
+                await stream.assert_ends(timeout=10)
+
+            await like(system, system.token(random_id("liker")), post_id)
+            await eventually(lambda: _seq_above(system, author_token, int(start.id)), message="the like lands")
+
+            # Reconnecting while the broker is still away catches up from the notifications service ...
+            async with streaming(second.base_url, author_token, last_event_id=start.id) as stream:
+                caught_up = await first_message(stream)
+                assert caught_up.event == "notifications" and int(caught_up.id) == int(start.id) + 1
+                # ... and the stream ends once the replica consumes again, since until then it had no live changes.
+                await proxy.restore()
+                await stream.assert_ends(timeout=30)
+
+            async with streaming(second.base_url, author_token, last_event_id=caught_up.id) as stream:
+                assert (await first_message(stream)).event == "unread"
+                await like(system, system.token(random_id("liker")), post_id)
+                live = await stream.next()
+                assert int(live.id) == int(caught_up.id) + 1 and data(live)["items"][0]["actor_count"] == 2
+    finally:
+        await proxy.close()
+
+
+async def _seq_above(system: System, token: str, seq: int) -> bool:
+    return int((await inbox(system, token))["seq"]) > seq
