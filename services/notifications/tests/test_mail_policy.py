@@ -4,7 +4,9 @@ sent, skipped, deferred, held back for the digest, summarised, retried and suppr
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -574,3 +576,52 @@ async def test_forged_expired_and_foreign_tokens_are_refused(world: World) -> No
         assert refused.value.status == 400 and why in refused.value.detail, token
     async with world.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM notification_settings") == 0
+
+
+async def _operator(world: World, *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tillit",
+        "mail",
+        *args,
+        env={**os.environ, "DATABASE_URL": world.dsn},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode()
+
+
+async def test_operators_see_failures_clear_a_suppressed_address_and_retry(database: tuple[str, asyncpg.Pool]) -> None:
+    smtp = RefusingSmtp("550 5.1.1 Mailbox unavailable", refusals=1)
+    smtp.start()
+    try:
+        world = World(pool=database[1], dsn=database[0], smtp=smtp)
+        author = await world.person("Author")
+        email_id = await world.favourite_email(author, await world.post(author), await world.person("Kari"))
+        mailer = world.mailer()
+        await world.drain(mailer)
+        assert (await world.email(email_id))["status"] == "failed"
+
+        code, out = await _operator(world, "failed")
+        assert code == 0 and str(email_id) in out and "Mailbox unavailable" in out and f"{author}@example.org" in out
+        code, out = await _operator(world, "suppressed")
+        assert code == 0 and f"{author}@example.org" in out
+        code, out = await _operator(world, "unsuppress", f"{author.upper()}@example.org")
+        assert code == 0, out
+        code, out = await _operator(world, "unsuppress", f"{author}@example.org")
+        assert code == 1 and "was not suppressed" in out
+        code, out = await _operator(world, "retry", str(email_id))
+        assert code == 0 and "1 email(s) queued again" in out
+
+        world.clock.now = datetime.now(UTC)  # the operator's retry is due at the real now
+        await world.drain(mailer)
+        row = await world.email(email_id)
+        assert (row["status"], row["attempts"]) == ("sent", 1)
+        assert len(world.mails_to(author)) == 1
+        code, out = await _operator(world, "failed")
+        assert "no failed emails" in out
+    finally:
+        smtp.stop()
