@@ -466,3 +466,109 @@ async def test_a_broker_outage_ends_the_streams_and_their_clients_catch_up(syste
 
 async def _seq_above(system: System, token: str, seq: int) -> bool:
     return int((await inbox(system, token))["seq"]) > seq
+
+
+# Notification settings and unsubscribing through the gateway ---------------------------------------------------
+
+
+async def test_notification_settings_are_read_and_changed_through_the_gateway(system: System) -> None:
+    token = system.token()
+    async with system.client(token) as client:
+        defaults = (await client.get("/api/me/notification-settings")).json()
+        assert defaults["channels"]["like"] == "in_app" and defaults["quiet_hours"] is None
+
+        changed = await client.put(
+            "/api/me/notification-settings",
+            json={"channels": {"like": "email_now"}, "quiet_hours": {"start": "22:00", "end": "07:00"}},
+        )
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["channels"]["like"] == "email_now"
+        assert changed.json()["quiet_hours"] == {"start": "22:00", "end": "07:00"}
+
+        # An explicit null is a change (quiet hours off); what is left out stays.
+        quiet_off = (await client.put("/api/me/notification-settings", json={"quiet_hours": None})).json()
+        assert quiet_off["quiet_hours"] is None and quiet_off["channels"]["like"] == "email_now"
+        assert (await client.get("/api/me/notification-settings")).json() == quiet_off
+
+        for body, field in (
+            ({"time_zone": "Mars/Olympus_Mons"}, "body.time_zone"),
+            ({"channels": {"like": "pigeon"}}, "body.channels.like"),
+            ({"colour": "blue"}, "body.colour"),
+        ):
+            reply = await client.put("/api/me/notification-settings", json=body)
+            assert reply.status_code == 422, reply.text
+            assert reply.headers["content-type"] == "application/problem+json"
+            assert reply.json()["errors"][0]["field"] == field
+    async with system.client() as anonymous:
+        assert (await anonymous.get("/api/me/notification-settings")).status_code == 401
+
+
+async def _unsubscribe_link(system: System) -> tuple[str, str]:
+    """(author's token, the List-Unsubscribe URL's path and query) of a real favourite email."""
+    author, fan = random_id("author"), random_id("fan")
+    author_token = system.token(author, email=f"{author}@example.org")
+    post_id = await create_post(system, author_token)
+    async with system.client(system.token(fan, name="Frida Fan")) as client:
+        assert (await client.put(f"/api/posts/{post_id}/favourite")).status_code == 200
+
+    async def mailed() -> list[Any]:
+        return [m for m in system.smtp.messages if m["To"].addresses[0].addr_spec == f"{author}@example.org"]
+
+    [message] = await eventually(mailed, timeout=30, message="the favourite email")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = httpx.URL(str(message["List-Unsubscribe"]).strip("<>"))
+    assert link.path == "/api/unsubscribe"
+    return author_token, f"{link.path}?{link.query.decode()}"
+
+
+async def _favourite_channel(system: System, token: str) -> str:
+    async with system.client(token) as client:
+        return str((await client.get("/api/me/notification-settings")).json()["channels"]["favourite"])
+
+
+async def test_an_unsubscribe_link_opens_a_page_that_asks_and_changes_nothing(system: System) -> None:
+    author_token, link = await _unsubscribe_link(system)
+    async with system.client() as client:
+        norwegian = await client.get(link, headers={"Accept-Language": "en;q=0.5, nb-NO, nn;q=0.9"})
+        english = await client.get(link, headers={"Accept-Language": "de, en-GB;q=0.8"})
+        missing = await client.get("/api/unsubscribe")
+    assert norwegian.status_code == 200 and norwegian.headers["content-type"].startswith("text/html")
+    assert '<html lang="nb">' in norwegian.text and "Ja, meld meg av" in norwegian.text
+    assert '<html lang="en">' in english.text and "Yes, unsubscribe" in english.text
+    token = httpx.URL(link).params["token"]
+    assert f'<form method="post" action="/api/unsubscribe?token={token}">' in english.text
+    assert '<a href="/settings/notifications">' in english.text
+    assert english.headers["referrer-policy"] == "no-referrer"
+    # Mail scanners open links: opening this one must not unsubscribe.
+    assert await _favourite_channel(system, author_token) == "email_now"
+    assert missing.status_code == 422 and missing.json()["errors"][0]["field"] == "query.token"
+
+
+async def test_one_click_unsubscribe_turns_that_email_off_without_signing_in(system: System) -> None:
+    author_token, link = await _unsubscribe_link(system)
+    token = httpx.URL(link).params["token"]
+    async with system.client() as client:
+        # RFC 8058: the mail client POSTs to the List-Unsubscribe URL with List-Unsubscribe=One-Click.
+        one_click = await client.post(link, data={"List-Unsubscribe": "One-Click"})
+        assert one_click.status_code == 200, one_click.text
+        assert one_click.json() == {"kind": "favourite", "channel": "in_app"}
+        assert await _favourite_channel(system, author_token) == "in_app"
+
+        # The token may come in the body too; a repeated click changes nothing.
+        as_json = await client.post("/api/unsubscribe", json={"token": token})
+        as_form = await client.post("/api/unsubscribe", data={"token": token})
+        assert as_json.json() == as_form.json() == {"kind": "favourite", "channel": "in_app"}
+
+        # The page's button: a browser gets a page back, in its language.
+        from_page = await client.post(
+            link,
+            data={"List-Unsubscribe": "One-Click"},
+            headers={"Accept": "text/html,application/xhtml+xml", "Accept-Language": "nb"},
+        )
+        assert from_page.status_code == 200 and "favorittmarkeringer av innleggene dine" in from_page.text
+
+        missing = await client.post("/api/unsubscribe", data={"List-Unsubscribe": "One-Click"})
+        assert missing.status_code == 422 and missing.headers["content-type"] == "application/problem+json"
+        assert missing.json()["errors"][0]["field"] == "query.token"
+        forged = await client.post("/api/unsubscribe", params={"token": token[:-4] + "AAAA"})
+        assert forged.status_code == 400 and forged.headers["content-type"] == "application/problem+json"

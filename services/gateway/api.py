@@ -1,18 +1,21 @@
-"""The public JSON API for intranet frontends. Every route but health, readiness and the development
-sign-in needs a bearer token; the services verify it again, so none trusts the network alone."""
+"""The public JSON API for intranet frontends. Every route but health, readiness, unsubscribing (its token is
+its authority) and the development sign-in needs a bearer token; the services verify it again, so none trusts
+the network alone."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs
 
 import anyio
 import jwt
+import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sse_starlette import EventSourceResponse
 
 from services.gateway import service, stream
@@ -26,12 +29,16 @@ from shared.api import (
     MarkRead,
     Me,
     NotificationPage,
+    NotificationSettings,
+    NotificationSettingsUpdate,
     PersonPage,
     Post,
     PostPage,
     Profile,
     ProfileUpdate,
     SearchPage,
+    Unsubscribe,
+    Unsubscribed,
 )
 from shared.auth import Claims, TokenVerifier, bearer_token, mint_token
 from shared.demo import DEMO_USERS
@@ -234,6 +241,127 @@ async def notification_stream(
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         shutdown_event=shutdown,
         shutdown_grace_period=stream.SHUTDOWN_GRACE_SECONDS,
+    )
+
+
+@router.get("/me/notification-settings", response_model=NotificationSettings, responses=ERRORS, tags=["notifications"])
+async def my_notification_settings(request: Request, user: User) -> Response:
+    """Which notifications reach you how, when summaries come, and your quiet hours."""
+    reply = await upstreams(request).call("notifications", "GET", "/notification-settings", token=user.token)
+    return reply.to_response()
+
+
+@router.put("/me/notification-settings", response_model=NotificationSettings, responses=ERRORS, tags=["notifications"])
+async def change_my_notification_settings(request: Request, body: NotificationSettingsUpdate, user: User) -> Response:
+    """Change some of your notification settings; fields left out keep their value, `quiet_hours: null`
+    turns quiet hours off."""
+    reply = await upstreams(request).call(
+        "notifications",
+        "PUT",
+        "/notification-settings",
+        token=user.token,
+        # exclude_unset, not exclude_none: an explicit null (quiet hours off) is a change.
+        body=body.model_dump_json(exclude_unset=True).encode(),
+    )
+    return reply.to_response()
+
+
+UnsubscribeToken = Annotated[
+    str | None, Query(min_length=1, max_length=2000, description="the token from the email's unsubscribe link")
+]
+
+
+def _missing_token() -> ProblemError:
+    return ProblemError(
+        422,
+        "Unprocessable Content",
+        "invalid input in query.token",
+        errors=[
+            {
+                "field": "query.token",
+                "message": 'give the unsubscribe token as ?token=, as JSON {"token": ...} or as the form field token',
+                "type": "missing",
+            }
+        ],
+    )
+
+
+async def _token_in_body(request: Request) -> str | None:
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    body = await request.body()
+    if media_type == "application/json":
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise ProblemError(
+                422,
+                "Unprocessable Content",
+                "invalid input in body",
+                errors=[{"field": "body", "message": "not valid JSON", "type": "json_invalid"}],
+            ) from exc
+        token = parsed.get("token") if isinstance(parsed, dict) else None
+        return token if isinstance(token, str) else None
+    if media_type == "application/x-www-form-urlencoded":
+        return parse_qs(body.decode(errors="replace")).get("token", [None])[0]
+    # RFC 8058 mail clients send multipart/form-data with only List-Unsubscribe=One-Click: their token is in
+    # the URL, which the caller has already looked at.
+    return None
+
+
+@router.post(
+    "/unsubscribe",
+    response_model=Unsubscribed,
+    responses={400: PROBLEM, 422: PROBLEM},
+    tags=["notifications"],
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {
+                "application/json": {"schema": Unsubscribe.model_json_schema()},
+                "application/x-www-form-urlencoded": {
+                    "schema": {"type": "object", "properties": {"token": {"type": "string"}}}
+                },
+            },
+        }
+    },
+)
+async def unsubscribe(request: Request, token: UnsubscribeToken = None) -> Response:
+    """RFC 8058 one-click unsubscribe, needing no sign-in: the token is the authority. It may come in the URL
+    (`List-Unsubscribe-Post: List-Unsubscribe=One-Click`), as JSON `{"token"}` or as the form field `token`.
+    A bad or expired token is a 400 or 422. A browser's form post gets a page instead of JSON."""
+    token = token or await _token_in_body(request)
+    if not token:
+        raise _missing_token()
+    try:
+        checked = Unsubscribe(token=token)
+    except ValidationError as exc:
+        raise ProblemError(
+            422,
+            "Unprocessable Content",
+            "invalid input in body.token",
+            errors=[{"field": "body.token", "message": e["msg"], "type": e["type"]} for e in exc.errors()],
+        ) from exc
+    reply = await upstreams(request).call(
+        "notifications", "POST", "/unsubscribe", token=None, body=checked.model_dump_json().encode()
+    )
+    if "text/html" in request.headers.get("accept", ""):
+        return service.unsubscribed_page(reply, language=_page_language(request))
+    return reply.to_response()
+
+
+@router.get("/unsubscribe", response_class=HTMLResponse, responses={422: PROBLEM}, tags=["notifications"])
+async def unsubscribe_page(
+    request: Request,
+    token: Annotated[str, Query(min_length=1, max_length=2000, description="the token from the email's link")],
+) -> Response:
+    """Where an email's unsubscribe link leads. Opening it changes nothing, because mail scanners open links
+    too: the page asks, and its button POSTs to /api/unsubscribe."""
+    return service.unsubscribe_page(token, language=_page_language(request))
+
+
+def _page_language(request: Request) -> str:
+    return service.preferred_language(
+        request.headers.get("accept-language"), default=request.app.state.settings.default_locale
     )
 
 

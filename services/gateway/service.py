@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import html
 import logging
 from collections import OrderedDict
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from fastapi import Response
+from fastapi.responses import HTMLResponse
 
 from services.gateway.upstream import UpstreamReply, Upstreams
 from shared.auth import Claims
@@ -149,3 +152,109 @@ def _json(body: Any, status: int = 200) -> Response:
 
 def passthrough(reply: UpstreamReply) -> Response:
     return reply.to_response()
+
+
+# The pages an email's unsubscribe link leads to, in the reader's language. Small on purpose: the frontend's
+# preferences page (/settings/notifications) is where settings are chosen.
+PREFERENCES_PATH = "/settings/notifications"
+_PAGE_TEXT: dict[str, dict[str, str]] = {
+    "nb": {
+        "title": "Avslutt e-postvarsler",
+        "ask": "Vil du slutte å få denne typen e-post fra Tillit? Varslene finner du fortsatt i Tillit.",
+        "button": "Ja, meld meg av",
+        "preferences": "Velg selv hvilke varsler du får",
+        "done": "Du får ikke lenger e-post om {kind}. Varslene finner du fortsatt i Tillit.",
+        "failed": "Lenken er utløpt eller ugyldig, så ingenting er endret.",
+    },
+    "en": {
+        "title": "Unsubscribe from emails",
+        "ask": "Stop getting this kind of email from Tillit? You will still see these notifications in Tillit.",
+        "button": "Yes, unsubscribe",
+        "preferences": "Choose which notifications you get",
+        "done": "You will no longer get emails about {kind}. You will still see them in Tillit.",
+        "failed": "This link has expired or is not valid, so nothing was changed.",
+    },
+}
+_KIND_NAMES: dict[str, dict[str, str]] = {
+    "nb": {
+        "like": "likerklikk på innleggene dine",
+        "favourite": "favorittmarkeringer av innleggene dine",
+        "comment": "kommentarer",
+        "mention": "når noen nevner deg",
+        "follow": "nye følgere",
+        "praise": "skryt",
+        "campaign_update": "kampanjeoppdateringer",
+    },
+    "en": {
+        "like": "likes of your posts",
+        "favourite": "favourites of your posts",
+        "comment": "comments",
+        "mention": "mentions of you",
+        "follow": "new followers",
+        "praise": "praise",
+        "campaign_update": "campaign updates",
+    },
+}
+_PAGE_LANGUAGES = {"nb": "nb", "nn": "nb", "no": "nb", "en": "en"}
+
+
+def preferred_language(accept_language: str | None, *, default: str) -> str:
+    """nb or en, whichever the Accept-Language header ranks higher (Nynorsk and plain "no" read Bokmål)."""
+    best, best_quality = default, 0.0
+    for entry in (accept_language or "").split(","):
+        tag, *params = (part.strip() for part in entry.split(";"))
+        language = _PAGE_LANGUAGES.get(tag.lower().partition("-")[0])
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if language and quality > best_quality:
+            best, best_quality = language, quality
+    return best
+
+
+def _page(language: str, body: str, *, status: int = 200) -> HTMLResponse:
+    text = _PAGE_TEXT[language]
+    document = (
+        f'<!doctype html><html lang="{language}"><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(text['title'])} · Tillit</title>"
+        f"<h1>{html.escape(text['title'])}</h1>{body}"
+        f'<p><a href="{PREFERENCES_PATH}">{html.escape(text["preferences"])}</a></p></html>'
+    )
+    return HTMLResponse(
+        document,
+        status_code=status,
+        headers={
+            # The token is in this page's URL: keep it out of Referer headers, caches and search engines.
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store",
+            "X-Robots-Tag": "noindex",
+        },
+    )
+
+
+def unsubscribe_page(token: str, *, language: str) -> HTMLResponse:
+    text = _PAGE_TEXT[language]
+    action = html.escape(f"/api/unsubscribe?token={quote(token, safe='')}")
+    return _page(
+        language,
+        f"<p>{html.escape(text['ask'])}</p>"
+        f'<form method="post" action="{action}">'
+        '<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+        f'<button type="submit">{html.escape(text["button"])}</button></form>',
+    )
+
+
+def unsubscribed_page(reply: UpstreamReply, *, language: str) -> HTMLResponse:
+    """The answer to the page's button: what was turned off, or that the link no longer works."""
+    text = _PAGE_TEXT[language]
+    if reply.status != 200:
+        return _page(language, f"<p>{html.escape(text['failed'])}</p>", status=reply.status)
+    kind = str(reply.json().get("kind", ""))
+    kind_name = _KIND_NAMES[language].get(kind, kind)
+    return _page(language, f"<p>{html.escape(text['done'].format(kind=kind_name))}</p>")
