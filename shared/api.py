@@ -11,10 +11,11 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.events import Audience, EveryoneAudience
+from shared.events import PostKind as EventPostKind
 from shared.http import ProblemError
 
 MAX_BODY_CHARS = 10_000
-PostKind = Literal["post", "question", "idea", "praise"]
+PostKind = EventPostKind
 AudienceIn = Audience
 
 

@@ -35,6 +35,15 @@ class EventType(StrEnum):
     TEAM_MEMBERSHIP_CHANGED = "team.membership_changed.v1"
     POST_AUDIENCE_CHANGED = "post.audience_changed.v1"
     NOTIFICATION_CHANGED = "notification.changed.v1"
+    COMMENT_CREATED = "comment.created.v1"
+    COMMENT_DELETED = "comment.deleted.v1"
+    COMMENT_LIKED = "comment.liked.v1"
+    COMMENT_UNLIKED = "comment.unliked.v1"
+    ANSWER_ACCEPTED = "question.answer_accepted.v1"
+    IDEA_STATUS_CHANGED = "idea.status_changed.v1"
+    CAMPAIGN_CLOSED = "campaign.closed.v1"
+    CONTENT_MODERATED = "content.moderated.v1"
+    QNA_QUESTION_ANSWERED = "qna.question_answered.v1"
 
 
 class Contract(BaseModel):
@@ -66,14 +75,31 @@ class PrivateAudience(Contract):
 Audience = Annotated[EveryoneAudience | TeamAudience | FollowersAudience | PrivateAudience, Field(discriminator="type")]
 
 
+PostKind = Literal["post", "question", "idea", "praise", "campaign"]
+IdeaStatus = Literal["new", "under_review", "adopted", "declined"]
+
+
+class CampaignInfo(Contract):
+    title: str = Field(description="the campaign's title; the post's body is its question", max_length=200)
+    closes_at: datetime = Field(description="when the campaign closes and announces its result")
+
+
 class PostCreatedV1(Contract):
     post_id: uuid.UUID = Field(description="the new post")
     author: PersonRef = Field(description="who wrote it")
-    kind: Literal["post", "question", "idea", "praise"] = Field(description="what sort of post")
+    kind: PostKind = Field(description="what sort of post")
     body: str = Field(description="the text, 1-10,000 characters", max_length=10_000)
     audience: Audience = Field(description="who may see the post")
     created_at: datetime = Field(description="when the post was written")
     version: int = Field(description="per-post version stamped by the posts service; higher wins", ge=1)
+    recipients: list[PersonRef] = Field(
+        default_factory=list, description="praise: whom it praises (each may see the post)"
+    )
+    mentions: list[str] = Field(
+        default_factory=list, description="people @mentioned in the body who may see the post (others stay text)"
+    )
+    campaign_id: uuid.UUID | None = Field(None, description="idea: the campaign it answers")
+    campaign: CampaignInfo | None = Field(None, description="campaign: its title and closing time")
 
 
 class PostDeletedV1(Contract):
@@ -170,6 +196,108 @@ class TeamMembershipChangedV1(Contract):
     version: int = Field(description="per-person team version stamped by the people service; higher wins", ge=1)
 
 
+class CommentCreatedV1(Contract):
+    comment_id: uuid.UUID = Field(description="the new comment")
+    post_id: uuid.UUID = Field(description="the post it is on; comments follow the post's audience")
+    post_author_id: str = Field(description="who wrote the post")
+    post_kind: PostKind = Field(description="what sort of post it is on")
+    parent_id: uuid.UUID | None = Field(None, description="the comment it replies to (one level), if any")
+    author: PersonRef = Field(description="who wrote the comment")
+    body: str = Field(description="the text, 1-5,000 characters", max_length=5_000)
+    mentions: list[str] = Field(
+        default_factory=list, description="people @mentioned who may see the post (others stay plain text)"
+    )
+    earlier_commenter_ids: list[str] = Field(
+        default_factory=list, description="people who commented on the post before and may still see it"
+    )
+    created_at: datetime = Field(description="when it was written")
+    version: int = Field(description="per-comment version stamped by the posts service; higher wins", ge=1)
+
+
+class CommentDeletedV1(Contract):
+    comment_id: uuid.UUID = Field(description="the deleted comment")
+    post_id: uuid.UUID = Field(description="the post it was on")
+    author_id: str = Field(description="who wrote it")
+    version: int = Field(description="per-comment version; higher wins", ge=1)
+
+
+class CommentReactionChangedV1(Contract):
+    """A like of a comment given or taken back, with the comment's resulting count."""
+
+    comment_id: uuid.UUID = Field(description="the comment liked or unliked")
+    post_id: uuid.UUID = Field(description="the post it is on")
+    comment_author_id: str = Field(description="who wrote the comment: the one to notify")
+    actor: PersonRef = Field(description="who liked or unliked it")
+    like_count: int = Field(description="the comment's likes after this change", ge=0)
+    version: int = Field(description="per-comment reaction version stamped by the reactions service", ge=1)
+    occurred_at: datetime = Field(description="when the reaction changed")
+
+
+class CommentLikedV1(CommentReactionChangedV1):
+    pass
+
+
+class CommentUnlikedV1(CommentReactionChangedV1):
+    pass
+
+
+class AnswerAcceptedV1(Contract):
+    post_id: uuid.UUID = Field(description="the question")
+    question_author_id: str = Field(description="who asked")
+    comment_id: uuid.UUID | None = Field(description="the accepted answer; null when the acceptance was withdrawn")
+    answerer_id: str | None = Field(description="who wrote the accepted answer")
+    accepted_by: str = Field(description="the question's author or a moderator")
+    accepted_at: datetime = Field(description="when")
+    version: int = Field(description="per-post version stamped by the posts service; higher wins", ge=1)
+
+
+class IdeaStatusChangedV1(Contract):
+    post_id: uuid.UUID = Field(description="the idea")
+    campaign_id: uuid.UUID = Field(description="its campaign")
+    idea_author_id: str = Field(description="who proposed it")
+    status: IdeaStatus = Field(description="the idea's status from now on")
+    reason: str = Field(description="why, in the campaign owner's words", max_length=2000)
+    changed_by: PersonRef = Field(description="the campaign's owner")
+    changed_at: datetime = Field(description="when")
+    version: int = Field(description="per-post version stamped by the posts service; higher wins", ge=1)
+
+
+class RankedIdea(Contract):
+    post_id: uuid.UUID = Field(description="the idea")
+    author_id: str = Field(description="who proposed it")
+    backers: int = Field(description="distinct people who liked it", ge=0)
+    status: IdeaStatus = Field(description="its status when the campaign closed")
+
+
+class CampaignClosedV1(Contract):
+    campaign_id: uuid.UUID = Field(description="the campaign (its post id)")
+    owner_id: str = Field(description="who opened it")
+    title: str = Field(description="its title", max_length=200)
+    closed_at: datetime = Field(description="when it closed")
+    ideas: list[RankedIdea] = Field(description="every idea, most backed first")
+    version: int = Field(description="per-post version stamped by the posts service; higher wins", ge=1)
+
+
+class ContentModeratedV1(Contract):
+    """A moderator hid or restored a post or a comment. Hidden content leaves feeds, search and notifications;
+    its author still sees it, with the reason."""
+
+    post_id: uuid.UUID = Field(description="the post, or the post the comment is on")
+    comment_id: uuid.UUID | None = Field(None, description="the comment, when a comment was moderated")
+    author_id: str = Field(description="who wrote the content")
+    hidden: bool = Field(description="true: hidden; false: restored")
+    reason: str = Field(description="the moderator's reason, shown to the author", max_length=2000)
+    version: int = Field(description="per-post (or per-comment) version; higher wins", ge=1)
+
+
+class QnaQuestionAnsweredV1(Contract):
+    session_id: uuid.UUID = Field(description="the live Q&A session")
+    question_id: uuid.UUID = Field(description="the question answered")
+    asker_id: str | None = Field(description="who asked; null for an anonymous question, which nobody is told of")
+    host: PersonRef = Field(description="the leader who answered")
+    answered_at: datetime = Field(description="when")
+
+
 class NotificationView(Contract):
     """A notification as its recipient sees it, rendered in the recipient's language."""
 
@@ -213,6 +341,15 @@ DATA_MODELS: dict[EventType, type[Contract]] = {
     EventType.TEAM_MEMBERSHIP_CHANGED: TeamMembershipChangedV1,
     EventType.POST_AUDIENCE_CHANGED: PostAudienceChangedV1,
     EventType.NOTIFICATION_CHANGED: NotificationChangedV1,
+    EventType.COMMENT_CREATED: CommentCreatedV1,
+    EventType.COMMENT_DELETED: CommentDeletedV1,
+    EventType.COMMENT_LIKED: CommentLikedV1,
+    EventType.COMMENT_UNLIKED: CommentUnlikedV1,
+    EventType.ANSWER_ACCEPTED: AnswerAcceptedV1,
+    EventType.IDEA_STATUS_CHANGED: IdeaStatusChangedV1,
+    EventType.CAMPAIGN_CLOSED: CampaignClosedV1,
+    EventType.CONTENT_MODERATED: ContentModeratedV1,
+    EventType.QNA_QUESTION_ANSWERED: QnaQuestionAnsweredV1,
 }
 
 # Who owns (and alone publishes) each event type.
@@ -233,6 +370,15 @@ PUBLISHERS: dict[EventType, str] = {
     EventType.TEAM_MEMBERSHIP_CHANGED: "people",
     EventType.POST_AUDIENCE_CHANGED: "posts",
     EventType.NOTIFICATION_CHANGED: "notifications",
+    EventType.COMMENT_CREATED: "posts",
+    EventType.COMMENT_DELETED: "posts",
+    EventType.COMMENT_LIKED: "reactions",
+    EventType.COMMENT_UNLIKED: "reactions",
+    EventType.ANSWER_ACCEPTED: "posts",
+    EventType.IDEA_STATUS_CHANGED: "posts",
+    EventType.CAMPAIGN_CLOSED: "posts",
+    EventType.CONTENT_MODERATED: "posts",
+    EventType.QNA_QUESTION_ANSWERED: "posts",
 }
 
 
