@@ -6,13 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from services.notifications import service
+from services.notifications import service, unsubscribe
 from shared.api import (
     MarkRead,
     NotificationChanges,
     NotificationPage,
     NotificationSettings,
     NotificationSettingsUpdate,
+    Unsubscribe,
+    Unsubscribed,
 )
 from shared.auth import CurrentUser
 
@@ -58,3 +60,9 @@ async def get_settings(request: Request, user: CurrentUser) -> NotificationSetti
 @router.put("/notification-settings")
 async def put_settings(request: Request, body: NotificationSettingsUpdate, user: CurrentUser) -> NotificationSettings:
     return await service.put_notification_settings(request.app.state.pool, user=user, update=body)
+
+
+@router.post("/unsubscribe")
+async def one_click_unsubscribe(request: Request, body: Unsubscribe) -> Unsubscribed:
+    """RFC 8058: no bearer token; the signed token from the email is the authority (unsubscribe.py)."""
+    return await unsubscribe.unsubscribe(request.app.state.pool, request.app.state.settings, body.token)
