@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     unsubscribe_secret: str = Field(DEVELOPMENT_UNSUBSCRIBE_SECRET, description="signs List-Unsubscribe tokens")
     unsubscribe_token_days: int = Field(60, ge=1, description="how long an email's unsubscribe link works")
 
+    # Roles, from the token's `groups` claim: who moderates reported content, who opens idea campaigns,
+    # hosts live Q&A and sees participation insight.
+    moderator_group: str = Field("moderators", description="members of this group moderate")
+    leader_group: str = Field("leaders", description="members of this group lead")
+
     db_pool_size: int = Field(10, ge=1)
     max_body_bytes: int = Field(128 * 1024, ge=1024)
     dev_signin: bool = Field(True, validation_alias="TILLIT_DEV_SIGNIN")
