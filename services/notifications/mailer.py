@@ -261,12 +261,16 @@ class Mailer:
                 await self._settle(conn, email_id, "skipped", "turned off")
                 return
             if not person["address"]:
-                # The person's profile event may still be on its way.
+                # The person's profile event may still be on its way. Waiting for it is no attempt at sending.
                 if now - row["created_at"] > RECIPIENT_GRACE:
                     await self._settle(conn, email_id, "failed", "no email address known for the recipient")
                 else:
                     await emails.defer(
-                        conn, email_id, until=now + timedelta(seconds=2), reason="waiting for the recipient's address"
+                        conn,
+                        email_id,
+                        until=now + timedelta(seconds=2),
+                        reason="waiting for the recipient's address",
+                        count_attempt=False,
                     )
                 return
             if person["suppressed"]:
@@ -368,7 +372,9 @@ class Mailer:
             # The post event may still be on its way.
             if now - row["created_at"] > RECIPIENT_GRACE:
                 return ("failed", "the post is not known")
-            await emails.defer(conn, row["id"], until=now + timedelta(seconds=2), reason="waiting for the post")
+            await emails.defer(
+                conn, row["id"], until=now + timedelta(seconds=2), reason="waiting for the post", count_attempt=False
+            )
             return ("pending", "waiting for the post")
         return render_notification_email(
             settings_kind,

@@ -449,6 +449,30 @@ async def test_turned_off_suppressed_and_gone_are_recorded_not_sent(world: World
     assert not world.smtp.messages
 
 
+async def test_an_email_waits_for_the_recipients_address_without_counting_attempts(world: World) -> None:
+    author = await world.person("Author")
+    await world.execute("UPDATE people_directory SET email = NULL WHERE id = $1", author)
+    email_id = await world.favourite_email(author, await world.post(author), await world.person("Kari"))
+    mailer = world.mailer()
+    for _ in range(5):
+        await world.drain(mailer)
+        world.clock.advance(seconds=3)
+    row = await world.email(email_id)
+    assert (row["status"], row["attempts"], row["last_error"]) == ("pending", 0, "waiting for the recipient's address")
+    await world.execute("UPDATE people_directory SET email = $2 WHERE id = $1", author, f"{author}@example.org")
+    await world.drain(mailer)
+    assert ((await world.email(email_id))["attempts"], len(world.mails_to(author))) == (1, 1)
+
+    # Without an address after ten minutes, the email fails with the reason.
+    stranger = await world.person("Stranger")
+    await world.execute("UPDATE people_directory SET email = NULL WHERE id = $1", stranger)
+    lost = await world.favourite_email(stranger, await world.post(stranger), await world.person("Ola"))
+    world.clock.advance(minutes=11)
+    await world.drain(mailer)
+    row = await world.email(lost)
+    assert (row["status"], row["last_error"]) == ("failed", "no email address known for the recipient")
+
+
 async def test_an_smtp_server_that_refuses_for_a_while_gets_exactly_one_message(
     database: tuple[str, asyncpg.Pool],
 ) -> None:
