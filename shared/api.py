@@ -24,9 +24,21 @@ class Person(BaseModel):
     name: str
 
 
+class NextStep(BaseModel):
+    field: str = Field(description="the profile field to fill in next, as PATCH /api/me names it")
+    hint: str = Field(description="e.g. 'Add your expertise', in the reader's language")
+
+
+class ProfileCompleteness(BaseModel):
+    percent: int = Field(ge=0, le=100, description="how complete the profile is, by the weights in docs")
+    next_step: NextStep | None = Field(description="the step worth most; null when the profile is complete")
+    missing: list[str] = Field(description="every field still empty, the most valuable first")
+
+
 class Me(Person):
     email: str | None = None
     locale: str | None = None
+    completeness: ProfileCompleteness | None = Field(None, description="the profile-completeness bar")
 
 
 Tag = Annotated[str, Field(min_length=1, max_length=50)]

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import asyncpg
 
 from services.people import repository
+from services.people.completeness import completeness
 from shared.api import Me, Person, PersonPage, Profile, ProfileUpdate, decode_cursor, encode_cursor
 from shared.auth import Claims
 from shared.db import Connection
@@ -79,7 +80,13 @@ async def sync_from_claims(pool: asyncpg.Pool, claims: Claims) -> Me:
             await add_to_outbox(conn, envelope)
         row = changed or await repository.fetch_person(conn, claims.sub)
     assert row is not None  # the upsert above created it, or it existed unchanged
-    return Me(id=row["id"], name=row["name"], email=row["email"], locale=row["locale"])
+    return Me(
+        id=row["id"],
+        name=row["name"],
+        email=row["email"],
+        locale=row["locale"],
+        completeness=completeness(dict(row), locale=claims.locale or row["locale"]),
+    )
 
 
 async def _profile(conn: Connection, row: asyncpg.Record, *, viewer_id: str) -> Profile:
