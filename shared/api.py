@@ -80,6 +80,9 @@ class CreatePost(BaseModel):
     body: str = Field(description="1-10,000 characters after trimming")
     kind: PostKind = "post"
     audience: AudienceIn = Field(default_factory=lambda: EveryoneAudience(type="everyone"))
+    recipients: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, max_length=20, description="praise only: 1-20 person ids, each of whom must be in the audience"
+    )
 
     @field_validator("body")
     @classmethod
@@ -109,6 +112,15 @@ class Post(BaseModel):
     favourite_count: int = 0
     liked_by_me: bool = False
     favourited_by_me: bool = False
+    comment_count: int = Field(0, description="comments and replies that everyone in the audience may see")
+    recipients: list[Person] = Field(default_factory=list, description="praise: whom it praises")
+    mentions: list[Person] = Field(
+        default_factory=list, description="people @mentioned in the body who may see the post (others stay text)"
+    )
+    accepted_comment_id: uuid.UUID | None = Field(None, description="question: the accepted answer, if any")
+    hidden_reason: str | None = Field(
+        None, description="set when a moderator hid the post; only its author and moderators see it then"
+    )
 
 
 class FeedEntry(BaseModel):
