@@ -11,19 +11,25 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aio_pika
+import anyio
 import httpx
 import orjson
 import pytest
+import sse_starlette
 from httpx_sse import ServerSentEvent, aconnect_sse
 
+from services.gateway.stream import LiveNotifications, notification_events
+from services.gateway.upstream import UpstreamReply, Upstreams
+from shared.broker import Topology
 from shared.events import EventType, NotificationChangedV1, NotificationView, PersonRef, new_envelope
+from shared.settings import Settings
 from tests.harness import AMQP_URL, ROOT, System, TcpProxy, eventually, free_port, random_id
 
 # Longer than the 15 s between pings, so an idle stream is not a read timeout.
@@ -233,9 +239,9 @@ async def test_an_id_the_notifications_service_cannot_replay_asks_the_client_to_
 # Fan-in: a change on the exchange reaches its recipient's streams only ------------------------------------------
 
 
-def notification_changed(recipient_id: str, seq: int, *, title: str, unread: int) -> bytes:
+def change_of(recipient_id: str, seq: int, *, title: str = "", unread: int = 0) -> NotificationChangedV1:
     now = datetime.now(UTC)
-    change = NotificationChangedV1(
+    return NotificationChangedV1(
         recipient_id=recipient_id,
         seq=seq,
         items=[
@@ -246,7 +252,7 @@ def notification_changed(recipient_id: str, seq: int, *, title: str, unread: int
                 actors=[PersonRef(id="someone", name="Someone")],
                 actor_count=1,
                 read=False,
-                title=title,
+                title=title or f"change {seq}",
                 url="http://tillit.test/posts/x",
                 created_at=now,
                 updated_at=now,
@@ -255,6 +261,10 @@ def notification_changed(recipient_id: str, seq: int, *, title: str, unread: int
         removed=[],
         unread=unread,
     )
+
+
+def notification_changed(recipient_id: str, seq: int, *, title: str, unread: int) -> bytes:
+    change = change_of(recipient_id, seq, title=title, unread=unread)
     envelope = new_envelope(EventType.NOTIFICATION_CHANGED, source="notifications", subject=recipient_id, data=change)
     return envelope.model_dump_json().encode()
 
@@ -572,3 +582,113 @@ async def test_one_click_unsubscribe_turns_that_email_off_without_signing_in(sys
         assert missing.json()["errors"][0]["field"] == "query.token"
         forged = await client.post("/api/unsubscribe", params={"token": token[:-4] + "AAAA"})
         assert forged.status_code == 400 and forged.headers["content-type"] == "application/problem+json"
+
+
+# The stream's protocol on its own: a fake notifications service, changes handed to the replica's dispatch -------
+
+
+class FakeNotificationsService(Upstreams):
+    """Answers the stream's calls as the notifications service would, from `changes` by `after`."""
+
+    def __init__(self, *, seq: int, unread: int, changes: dict[int, dict[str, Any]] | None = None) -> None:
+        super().__init__(Settings())
+        self.inbox: dict[str, Any] = {"items": [], "next_cursor": None, "unread": unread, "seq": seq}
+        self.changes = changes or {}
+        self.calls: list[tuple[str, str]] = []
+
+    async def call(self, service: str, method: str, path: str, **kwargs: Any) -> UpstreamReply:
+        self.calls.append((method, path))
+        if path == "/notifications/presence":
+            return UpstreamReply(204, b"", "application/json")
+        if path == "/notifications":
+            return UpstreamReply(200, orjson.dumps(self.inbox), "application/json")
+        after = int(dict(kwargs["params"])["after"])
+        return UpstreamReply(200, orjson.dumps(self.changes[after]), "application/json")
+
+
+@contextlib.asynccontextmanager
+async def a_stream(
+    live: LiveNotifications, service: FakeNotificationsService, *, expires_in: float = 3600, **kwargs: Any
+) -> AsyncIterator[tuple[AsyncGenerator[sse_starlette.ServerSentEvent, None], anyio.Event]]:
+    shutdown = anyio.Event()
+    events = notification_events(
+        live,
+        service,
+        recipient_id="kari",
+        token="token",
+        last_event_id=kwargs.get("last_event_id"),
+        expires_at=time.time() + expires_in,
+        shutdown=shutdown,
+    )
+    try:
+        yield events, shutdown
+    finally:
+        await events.aclose()
+
+
+def unconnected_replica(capacity: int = 1000) -> LiveNotifications:
+    return LiveNotifications(rabbitmq_url="amqp://unused", topology=Topology("unit"), capacity=capacity)
+
+
+async def test_a_gap_in_the_live_changes_is_filled_from_the_notifications_service() -> None:
+    live = unconnected_replica()
+    missed = {"seq": 3, "items": [{"id": "n", "title": "two and three"}], "removed": ["gone"], "unread": 7}
+    service = FakeNotificationsService(seq=0, unread=0, changes={1: {**missed, "reset": False}})
+    async with a_stream(live, service) as (events, _):
+        start = await anext(events)
+        assert (start.event, start.id, start.retry) == ("unread", "0", 3000)
+        live.dispatch(change_of("kari", 1))
+        live.dispatch(change_of("ola", 2))  # someone else's: not this stream's business
+        assert (await anext(events)).id == "1"
+        live.dispatch(change_of("kari", 3))  # 2 never reached this replica
+        filled = await anext(events)
+        assert (filled.event, filled.id) == ("notifications", "3")
+        assert orjson.loads(str(filled.data)) == {k: missed[k] for k in ("seq", "items", "removed", "unread")}
+        # 2 arriving late, and 3 again, are already covered; 4 follows.
+        for seq in (2, 3, 4):
+            live.dispatch(change_of("kari", seq))
+        assert (await anext(events)).id == "4"
+    assert ("POST", "/notifications/presence") in service.calls
+    assert live.open_streams == 0
+
+
+async def test_a_resume_the_service_cannot_replay_is_a_reset() -> None:
+    live = unconnected_replica()
+    service = FakeNotificationsService(
+        seq=0, unread=0, changes={5: {"seq": 9, "items": [], "removed": [], "unread": 2, "reset": True}}
+    )
+    async with a_stream(live, service, last_event_id=5) as (events, _):
+        reset = await anext(events)
+        assert (reset.event, reset.id, orjson.loads(str(reset.data))) == ("reset", "9", {"seq": 9, "unread": 2})
+        live.dispatch(change_of("kari", 10))
+        assert (await anext(events)).id == "10"
+
+
+async def test_a_stream_ends_when_it_falls_behind_the_replica_loses_the_broker_or_the_server_stops() -> None:
+    live = unconnected_replica(capacity=2)
+    service = FakeNotificationsService(seq=0, unread=0)
+
+    async with a_stream(live, service) as (events, _):
+        await anext(events)
+        for seq in (1, 2, 3):  # one more than the stream may hold
+            live.dispatch(change_of("kari", seq))
+        with pytest.raises(StopAsyncIteration):
+            await anext(events)
+
+    async with a_stream(live, service) as (events, _):
+        await anext(events)
+        live._on_channel_closed(None, ConnectionError("broker gone"))
+        with pytest.raises(StopAsyncIteration):
+            await anext(events)
+
+    async with a_stream(live, service) as (events, shutdown):
+        await anext(events)
+        shutdown.set()
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(anext(events), 1)
+
+    async with a_stream(live, service, expires_in=0.2) as (events, _):
+        await anext(events)
+        with pytest.raises(StopAsyncIteration):
+            await asyncio.wait_for(anext(events), 2)
+    assert live.open_streams == 0

@@ -17,7 +17,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import anyio
@@ -266,7 +266,7 @@ async def notification_events(
     last_event_id: int | None,
     expires_at: float,
     shutdown: anyio.Event,
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncGenerator[ServerSentEvent, None]:
     """The SSE messages of one stream: where the client stands, then every change after it, until the token
     expires, the client goes, or this replica ends the stream (the client then resumes with Last-Event-ID).
     `shutdown` is set when the server is stopping (sse-starlette watches the exit signal)."""
