@@ -81,7 +81,6 @@ class LiveNotifications:
         self._subscribers: dict[str, set[Subscriber]] = {}
         self._connection: AbstractRobustConnection | None = None
         self._connecting: asyncio.Task[None] | None = None
-        self.consuming = False
         # One queue per replica and process life; the name says whose it is in the broker's management UI.
         self.queue_name = topology.queue_name(f"gateway.live.{secrets.token_hex(6)}")
 
@@ -126,7 +125,6 @@ class LiveNotifications:
         # Changes published while the queue is gone are lost to this replica, and a stream would not notice
         # until the next change showed a gap (perhaps never). Ending the streams makes the clients reconnect
         # with Last-Event-ID and catch up from the notifications service.
-        self.consuming = False
         if self._subscribers:
             log.warning("live notifications: broker channel closed, ending %d streams: %r", self.open_streams, exc)
         self.end_all()
@@ -137,7 +135,6 @@ class LiveNotifications:
     def _now_consuming(self) -> None:
         # The queue is bound again before this runs (aio-pika restores the queue, then calls back). Streams
         # opened while it was not had no live changes: end them too, so they resume from here.
-        self.consuming = True
         self.end_all()
         log.info("live notifications: consuming", extra={"queue": self.queue_name})
 
@@ -195,7 +192,6 @@ class LiveNotifications:
         if self._connection is not None:
             with contextlib.suppress(Exception):
                 await self._connection.close()
-        self.consuming = False
 
 
 class StreamInterrupted(Exception):
