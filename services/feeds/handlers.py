@@ -10,7 +10,12 @@ CONSUMERS = (
     people_directory_consumer("feeds"),
     EventConsumer(
         name="feeds.posts",
-        event_types=[EventType.POST_CREATED, EventType.POST_AUDIENCE_CHANGED, EventType.POST_DELETED],
+        event_types=[
+            EventType.POST_CREATED,
+            EventType.POST_AUDIENCE_CHANGED,
+            EventType.POST_DELETED,
+            EventType.CONTENT_MODERATED,
+        ],
         handle=service.apply_post_changes,
     ),
     EventConsumer(

@@ -20,8 +20,8 @@ from shared.db import Connection
 # wait_for_fan_outs_in_flight).
 FAN_OUT_LOCK = "tillit.feeds.fan-out"
 
-# A post the feeds may show: created (post.created arrived) and not deleted.
-_LIVE = "NOT p.deleted AND p.created_at IS NOT NULL AND p.audience IS NOT NULL"
+# A post the feeds may show: created (post.created arrived), not deleted, not hidden by a moderator.
+_LIVE = "NOT p.deleted AND NOT p.hidden AND p.created_at IS NOT NULL AND p.audience IS NOT NULL"
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class PostState:
     audience_json: str | None  # a deletion carries none
     audience_version: int  # the version of the event that carried the audience; 0 for none
     deleted: bool
+    hidden: bool = False  # a moderator's decision; only moderation_version > 0 carries one
+    moderation_version: int = 0
 
 
 @dataclass(frozen=True)
@@ -55,24 +57,32 @@ class LikeChange:
 
 async def apply_post_states(conn: Connection, posts: Sequence[PostState]) -> None:
     """Merge post states into the replica in any order: created_at comes from post.created whenever it
-    arrives, the audience from the highest version that carried one, and a deletion is final."""
+    arrives, the audience and the moderation from the highest version that carried one, and a deletion is
+    final."""
     await conn.execute(
-        """INSERT INTO posts AS p (id, author_id, created_at, audience, audience_version, deleted)
-           SELECT id, author_id, created_at, audience::jsonb, audience_version, deleted
-           FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::int[], $6::bool[])
-                AS t(id, author_id, created_at, audience, audience_version, deleted)
+        """INSERT INTO posts AS p (id, author_id, created_at, audience, audience_version, deleted, hidden,
+                                   moderation_version)
+           SELECT id, author_id, created_at, audience::jsonb, audience_version, deleted, hidden, moderation_version
+           FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::int[], $6::bool[], $7::bool[],
+                       $8::bigint[])
+                AS t(id, author_id, created_at, audience, audience_version, deleted, hidden, moderation_version)
            ON CONFLICT (id) DO UPDATE
            SET created_at = coalesce(p.created_at, excluded.created_at),
                audience = CASE WHEN excluded.audience_version > p.audience_version
                                THEN excluded.audience ELSE p.audience END,
                audience_version = greatest(p.audience_version, excluded.audience_version),
-               deleted = p.deleted OR excluded.deleted""",
+               deleted = p.deleted OR excluded.deleted,
+               hidden = CASE WHEN excluded.moderation_version > p.moderation_version
+                             THEN excluded.hidden ELSE p.hidden END,
+               moderation_version = greatest(p.moderation_version, excluded.moderation_version)""",
         [p.id for p in posts],
         [p.author_id for p in posts],
         [p.created_at for p in posts],
         [p.audience_json for p in posts],
         [p.audience_version for p in posts],
         [p.deleted for p in posts],
+        [p.hidden for p in posts],
+        [p.moderation_version for p in posts],
     )
 
 

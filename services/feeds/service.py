@@ -25,6 +25,7 @@ from shared.api import Person, decode_cursor, encode_cursor
 from shared.auth import Claims
 from shared.db import Connection
 from shared.events import (
+    ContentModeratedV1,
     Event,
     PersonBlockedV1,
     PersonUnblockedV1,
@@ -60,7 +61,7 @@ def trim_sample_mask(keep: int) -> int:
 
 def merge_post_events(events: Sequence[Event]) -> list[PostState]:
     """One state per post, merged the way the replica merges them: created_at from post.created, the
-    audience of the highest version that carries one, deleted if any event says so."""
+    audience and the moderation of the highest version that carries one, deleted if any event says so."""
     merged: dict[uuid.UUID, PostState] = {}
     for event in events:
         data = event.data
@@ -71,11 +72,14 @@ def merge_post_events(events: Sequence[Event]) -> list[PostState]:
             state = PostState(data.post_id, data.author_id, None, data.audience.model_dump_json(), data.version, False)
         elif isinstance(data, PostDeletedV1):
             state = PostState(data.post_id, data.author_id, None, None, 0, True)
+        elif isinstance(data, ContentModeratedV1) and data.comment_id is None:
+            state = PostState(data.post_id, data.author_id, None, None, 0, False, data.hidden, data.version)
         else:
             continue
         seen = merged.get(state.id)
         if seen is not None:
             audience_from = state if state.audience_version > seen.audience_version else seen
+            moderation_from = state if state.moderation_version > seen.moderation_version else seen
             state = PostState(
                 id=state.id,
                 author_id=state.author_id,
@@ -83,6 +87,8 @@ def merge_post_events(events: Sequence[Event]) -> list[PostState]:
                 audience_json=audience_from.audience_json,
                 audience_version=audience_from.audience_version,
                 deleted=seen.deleted or state.deleted,
+                hidden=moderation_from.hidden,
+                moderation_version=moderation_from.moderation_version,
             )
         merged[state.id] = state
     return list(merged.values())

@@ -13,6 +13,7 @@ from pydantic import TypeAdapter
 from shared.db import Connection
 from shared.events import (
     Audience,
+    ContentModeratedV1,
     Contract,
     Event,
     EventType,
@@ -65,6 +66,11 @@ def audience_changed(post_id: uuid.UUID, author: str, audience: dict[str, Any], 
         post_id=post_id, author_id=author, audience=_AUDIENCE.validate_python(audience), version=version
     )
     return _event(EventType.POST_AUDIENCE_CHANGED, str(post_id), data)
+
+
+def moderated(post_id: uuid.UUID, author: str, *, hidden: bool, version: int) -> Event:
+    data = ContentModeratedV1(post_id=post_id, author_id=author, hidden=hidden, reason="off topic", version=version)
+    return _event(EventType.CONTENT_MODERATED, str(post_id), data)
 
 
 def post_deleted(post_id: uuid.UUID, author: str, *, version: int) -> Event:
