@@ -9,7 +9,12 @@ CONSUMERS = (
     social_graph_consumer("search"),
     EventConsumer(
         name="search.posts",
-        event_types=[EventType.POST_CREATED, EventType.POST_AUDIENCE_CHANGED, EventType.POST_DELETED],
+        event_types=[
+            EventType.POST_CREATED,
+            EventType.POST_AUDIENCE_CHANGED,
+            EventType.POST_DELETED,
+            EventType.CONTENT_MODERATED,
+        ],
         handle=service.apply_post_changes,
     ),
     EventConsumer(name="search.people", event_types=[EventType.PERSON_UPDATED], handle=service.apply_person_updates),

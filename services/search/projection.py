@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.events import Contract, PostAudienceChangedV1, PostCreatedV1, PostDeletedV1
+from shared.events import ContentModeratedV1, Contract, PostAudienceChangedV1, PostCreatedV1, PostDeletedV1
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,10 @@ class PostState:
     # Deletion is final: no event brings a post back.
     deleted: bool
     version: int
+    # A moderator's decision, from the highest-versioned content.moderated (0: none seen). Hidden text
+    # stays stored, since a moderator may restore it, but no search finds it meanwhile.
+    hidden: bool = False
+    moderation_version: int = 0
 
 
 def state_of(data: Contract) -> PostState | None:
@@ -66,6 +70,19 @@ def state_of(data: Contract) -> PostState | None:
             deleted=True,
             version=data.version,
         )
+    if isinstance(data, ContentModeratedV1) and data.comment_id is None:
+        return PostState(
+            post_id=data.post_id,
+            author_id=data.author_id,
+            body=None,
+            created_at=None,
+            audience=None,
+            audience_version=0,
+            deleted=False,
+            version=data.version,
+            hidden=data.hidden,
+            moderation_version=data.version,
+        )
     return None
 
 
@@ -73,6 +90,7 @@ def merge(a: PostState, b: PostState) -> PostState:
     assert a.post_id == b.post_id
     deleted = a.deleted or b.deleted
     newer_audience = a if a.audience_version >= b.audience_version else b
+    newer_moderation = a if a.moderation_version >= b.moderation_version else b
     return PostState(
         post_id=a.post_id,
         author_id=a.author_id,
@@ -83,4 +101,6 @@ def merge(a: PostState, b: PostState) -> PostState:
         audience_version=newer_audience.audience_version,
         deleted=deleted,
         version=max(a.version, b.version),
+        hidden=newer_moderation.hidden,
+        moderation_version=newer_moderation.moderation_version,
     )

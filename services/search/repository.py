@@ -26,9 +26,10 @@ SHORT_POST_CHARS = 300
 async def upsert_posts(conn: Connection, states: Sequence[PostState]) -> None:
     """Merge each state into the stored one by the rules of projection.merge, in any order and repeatedly."""
     await conn.execute(
-        """INSERT INTO posts AS p (id, author_id, body, created_at, audience, audience_version, deleted, version)
+        """INSERT INTO posts AS p (id, author_id, body, created_at, audience, audience_version, deleted, version,
+                                   hidden, moderation_version)
            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::jsonb[], $6::bigint[],
-                                $7::bool[], $8::bigint[])
+                                $7::bool[], $8::bigint[], $9::bool[], $10::bigint[])
            ON CONFLICT (id) DO UPDATE SET
                body = CASE WHEN p.deleted OR excluded.deleted THEN NULL ELSE coalesce(p.body, excluded.body) END,
                created_at = coalesce(p.created_at, excluded.created_at),
@@ -36,12 +37,16 @@ async def upsert_posts(conn: Connection, states: Sequence[PostState]) -> None:
                                THEN excluded.audience ELSE p.audience END,
                audience_version = greatest(p.audience_version, excluded.audience_version),
                deleted = p.deleted OR excluded.deleted,
-               version = greatest(p.version, excluded.version)
+               version = greatest(p.version, excluded.version),
+               hidden = CASE WHEN excluded.moderation_version > p.moderation_version
+                             THEN excluded.hidden ELSE p.hidden END,
+               moderation_version = greatest(p.moderation_version, excluded.moderation_version)
            -- Only when something changes: each update recomputes both text vectors and their index entries.
            WHERE excluded.audience_version > p.audience_version
               OR (excluded.deleted AND NOT p.deleted)
               OR (p.body IS NULL AND excluded.body IS NOT NULL AND NOT p.deleted)
-              OR excluded.version > p.version""",
+              OR excluded.version > p.version
+              OR excluded.moderation_version > p.moderation_version""",
         [s.post_id for s in states],
         [s.author_id for s in states],
         [s.body for s in states],
@@ -50,6 +55,8 @@ async def upsert_posts(conn: Connection, states: Sequence[PostState]) -> None:
         [s.audience_version for s in states],
         [s.deleted for s in states],
         [s.version for s in states],
+        [s.hidden for s in states],
+        [s.moderation_version for s in states],
     )
 
 
@@ -97,7 +104,8 @@ async def search_posts(
                FROM (SELECT websearch_to_tsquery('norwegian', $1) AS norwegian_query,
                             websearch_to_tsquery('english', $1) AS english_query) q
                JOIN posts p ON p.norwegian @@ q.norwegian_query OR p.english @@ q.english_query
-               WHERE NOT p.deleted AND p.body IS NOT NULL AND may_see($2, p.author_id, p.audience)
+               WHERE NOT p.deleted AND NOT p.hidden AND p.body IS NOT NULL
+                 AND may_see($2, p.author_id, p.audience)
            ), page AS (
                SELECT *, greatest(norwegian_rank, english_rank)::real AS rank FROM hits
                WHERE $3::real IS NULL

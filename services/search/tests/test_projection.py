@@ -7,6 +7,7 @@ from functools import reduce
 
 from services.search.projection import PostState, merge, state_of
 from shared.events import (
+    ContentModeratedV1,
     EveryoneAudience,
     PersonRef,
     PostAudienceChangedV1,
@@ -85,3 +86,23 @@ def test_an_audience_change_before_the_post_is_not_searchable_yet() -> None:
 
 def test_other_events_tell_nothing() -> None:
     assert state_of(PersonRef(id="ada", name="Ada")) is None
+
+
+HIDDEN = ContentModeratedV1(post_id=POST_ID, author_id="ada", hidden=True, reason="personopplysninger", version=5)
+RESTORED = ContentModeratedV1(post_id=POST_ID, author_id="ada", hidden=False, reason="rettet", version=6)
+
+
+def test_the_newest_moderation_decision_wins_in_any_order_and_the_text_is_kept() -> None:
+    for events in itertools.permutations([CREATED, HIDDEN, RESTORED]):
+        state = fold(list(events))
+        assert state.hidden is False and state.moderation_version == 6 and state.body == CREATED.body
+    for events in itertools.permutations([CREATED, HIDDEN]):
+        state = fold(list(events))
+        assert state.hidden is True and state.body == CREATED.body, "kept for a restore, found by nobody"
+
+
+def test_moderating_a_comment_tells_the_post_nothing() -> None:
+    comment = ContentModeratedV1(
+        post_id=POST_ID, comment_id=POST_ID, author_id="ada", hidden=True, reason="x", version=1
+    )
+    assert state_of(comment) is None
