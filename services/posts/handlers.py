@@ -1,4 +1,4 @@
-"""Event subscribers of the posts service: author names and reaction counts."""
+"""Event subscribers of the posts service: author names, the social graph and reaction counts."""
 
 from services.posts import service
 from shared.consumer import EventConsumer
@@ -18,5 +18,10 @@ CONSUMERS = (
             EventType.POST_UNFAVOURITED,
         ],
         handle=service.apply_reaction_counts,
+    ),
+    EventConsumer(
+        name="posts.comment-like-counts",
+        event_types=[EventType.COMMENT_LIKED, EventType.COMMENT_UNLIKED],
+        handle=service.apply_comment_reaction_counts,
     ),
 )
