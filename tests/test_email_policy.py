@@ -1,13 +1,31 @@
-"""Email that respects attention, over the running system: the headers of a real email, and its one-click
-unsubscribe (RFC 8058) posted as a mail client does, through the gateway, after which that kind emails no more.
-(tests/test_stream.py covers the unsubscribe page and the token's other forms.)"""
+"""Email that respects attention, over the running system: an email that waits is skipped when its notification
+is read or its reader active in the meantime, and sent (telling of everyone in the group) when not; the headers
+of a real email, and its one-click unsubscribe (RFC 8058) posted as a mail client does, through the gateway,
+after which that kind emails no more. (tests/test_stream.py covers the unsubscribe page and the token's other
+forms; services/notifications/tests/test_mail_policy.py the policy in detail, with a clock it moves.)"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
+import pytest
+
 from tests.harness import System, eventually, random_id
+
+WINDOW_SECONDS = 5
+
+
+@pytest.fixture(scope="module")
+async def short_window() -> AsyncIterator[System]:
+    """A system whose emails other than favourites wait seconds instead of 2 minutes."""
+    running = System(extra_env={"EMAIL_WINDOW_SECONDS": str(WINDOW_SECONDS)})
+    try:
+        await running.start()
+        yield running
+    finally:
+        await running.stop()
 
 
 async def _post(system: System, token: str) -> str:
@@ -78,3 +96,64 @@ async def test_one_click_unsubscribe_from_a_favourite_email_stops_the_next_one(s
         await conn.close()
     assert queued == 1
     assert len(_mails_to(system, address)) == 1
+
+
+async def _like(system: System, liker: str, post_id: str) -> None:
+    async with system.client(system.token(liker, name=f"Liker {liker}")) as client:
+        reply = await client.put(f"/api/posts/{post_id}/like")
+    assert reply.status_code == 200, reply.text
+
+
+async def test_a_like_email_waits_and_is_skipped_when_read_or_active_and_sent_when_not(short_window: System) -> None:
+    system = short_window
+    reader, active, away = random_id("reader"), random_id("active"), random_id("away")
+    tokens = {p: system.token(p, name=f"Author {p}", email=f"{p}@example.org") for p in (reader, active, away)}
+    posts = {}
+    for person, token in tokens.items():
+        async with system.client(token) as client:
+            chosen = await client.put("/api/me/notification-settings", json={"channels": {"like": "email_now"}})
+        assert chosen.status_code == 200, chosen.text
+        posts[person] = await _post(system, token)
+    first, second = random_id("liker"), random_id("liker")
+    for person in tokens:
+        await _like(system, first, posts[person])
+    await _like(system, second, posts[away])
+
+    conn = await system.db("notifications")
+    try:
+
+        async def queued() -> list:
+            rows = await conn.fetch(
+                "SELECT recipient_id FROM emails WHERE recipient_id = ANY($1::text[])",
+                list(tokens),
+            )
+            return rows if len(rows) == 3 else []
+
+        await eventually(queued, message="an email waits for each author")
+        # Within the window: the reader reads, the active one opens the inbox, the third does nothing.
+        async with system.client(tokens[reader]) as client:
+            assert (await client.post("/api/notifications/read", json={"all": True})).status_code == 204
+        async with system.client(tokens[active]) as client:
+            assert (await client.get("/api/notifications")).status_code == 200
+
+        async def settled() -> dict:
+            rows = await conn.fetch(
+                """SELECT recipient_id, status, last_error FROM emails
+                   WHERE recipient_id = ANY($1::text[]) AND status NOT IN ('pending', 'sending')""",
+                list(tokens),
+            )
+            return {r["recipient_id"]: (r["status"], r["last_error"]) for r in rows} if len(rows) == 3 else {}
+
+        outcome = await eventually(settled, timeout=WINDOW_SECONDS + 10, message="every email decided")
+    finally:
+        await conn.close()
+    assert outcome == {
+        reader: ("skipped", "read in the app"),
+        active: ("skipped", "active in the app"),
+        away: ("sent", None),
+    }
+    assert not _mails_to(system, f"{reader}@example.org") and not _mails_to(system, f"{active}@example.org")
+    [message] = _mails_to(system, f"{away}@example.org")
+    # Written when sent, from the group as it is then: both likers, the newest named.
+    assert message["Subject"] == f"Liker {second} and 1 other liked your post"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
