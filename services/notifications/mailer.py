@@ -36,8 +36,8 @@ from services.notifications.templates import (
     DigestItem,
     EmailLinks,
     RenderedEmail,
+    email_subject,
     language_of,
-    notification_title,
     render_digest,
     render_notification_email,
 )
@@ -290,9 +290,9 @@ class Mailer:
                 self.stats.deferred_quiet += 1
                 return
             if settings_kind != DIGEST:
-                sent = await emails.count_sent_since(conn, row["recipient_id"], since=now - CAP_SPAN)
-                if sent >= self._settings.email_hourly_cap:
-                    await self._settle(conn, email_id, "digest", f"over the hourly cap of {sent}")
+                cap = self._settings.email_hourly_cap
+                if await emails.count_sent_since(conn, row["recipient_id"], since=now - CAP_SPAN) >= cap:
+                    await self._settle(conn, email_id, "digest", f"over the hourly cap of {cap}")
                     self.stats.over_cap += 1
                     return
         message = self._compose(
@@ -313,14 +313,22 @@ class Mailer:
         base = self._settings.public_url.rstrip("/")
         if settings_kind == DIGEST:
             items = [uuid.UUID(item) for item in row["items"] or []]
-            found = [g for g in await emails.groups(conn, items) if g["read_at"] is None and g["actor_count"] > 0]
+            # Read since the digest was queued, or gone: left out. A kind with no email (yet) is left out too.
+            found = [
+                g
+                for g in await emails.groups(conn, items)
+                if g["read_at"] is None
+                and g["actor_count"] > 0
+                and not g["post_deleted"]
+                and g["kind"] in SETTINGS_KIND_OF
+            ]
             if not found:
                 return ("skipped", "read in the app")
             listed = [
                 DigestItem(
-                    title=notification_title(
-                        g["kind"],
-                        newest_actor=g["newest_actor_name"] or g["newest_actor_id"],
+                    title=email_subject(
+                        SETTINGS_KIND_OF[g["kind"]],
+                        actor=g["newest_actor_name"] or g["newest_actor_id"],
                         actor_count=g["actor_count"],
                         language=language,
                     ),
