@@ -23,7 +23,11 @@ from shared.api import (
 )
 from shared.auth import Claims
 from shared.db import Connection
+from shared.directory import remember_person
 from shared.events import (
+    CommentLikedV1,
+    CommentReactionChangedV1,
+    CommentUnlikedV1,
     Event,
     EventType,
     PersonRef,
@@ -39,6 +43,7 @@ from shared.events import (
     newest_by_version,
 )
 from shared.http import ProblemError
+from shared.outbox import add_to_outbox
 
 SOURCE = "reactions"
 
@@ -189,3 +194,63 @@ async def apply_post_changes(conn: Connection, events: Sequence[Event]) -> None:
     newest = newest_by_version(states, key=lambda post: post["id"], version=lambda post: post["version"])
     if newest:
         await repository.apply_post_versions(conn, list(newest.values()))
+
+
+# Likes of comments ----------------------------------------------------------------------------------------
+
+_COMMENT_EVENTS: dict[bool, tuple[EventType, type[CommentReactionChangedV1]]] = {
+    True: (EventType.COMMENT_LIKED, CommentLikedV1),
+    False: (EventType.COMMENT_UNLIKED, CommentUnlikedV1),
+}
+
+
+def comment_not_found(comment_id: uuid.UUID) -> ProblemError:
+    return ProblemError(404, "Not Found", f"comment {comment_id} does not exist")
+
+
+async def _wait_for_comment(pool: asyncpg.Pool, comment_id: uuid.UUID, *, viewer_id: str) -> None:
+    """A comment reaches this service by event just after it is written, as a post does."""
+    deadline = asyncio.get_running_loop().time() + POST_ARRIVAL_GRACE_SECONDS
+    while True:
+        async with pool.acquire() as conn:
+            if await repository.find_comment(conn, comment_id, viewer_id=viewer_id) is not None:
+                return
+        if asyncio.get_running_loop().time() >= deadline:
+            raise comment_not_found(comment_id)
+        await asyncio.sleep(0.05)
+
+
+async def set_comment_like(pool: asyncpg.Pool, *, comment_id: uuid.UUID, user: Claims, on: bool) -> tuple[bool, int]:
+    """Like a comment (on) or take the like back; idempotent. Returns (liked, like_count).
+
+    A comment that is deleted or hidden, or whose post the user may not see, does not exist (404). A change
+    bumps the comment's reaction version and queues comment.liked/unliked in the same transaction."""
+    for attempt in range(2):
+        async with pool.acquire() as conn, conn.transaction():
+            # FOR SHARE: a deletion or hiding of the comment being applied waits for this like, and vice versa.
+            comment = await repository.find_comment(conn, comment_id, viewer_id=user.sub, lock=True)
+            if comment is not None:
+                if on:
+                    changed = await repository.add_comment_like(conn, comment_id=comment_id, user_id=user.sub)
+                else:
+                    changed = await repository.remove_comment_like(conn, comment_id=comment_id, user_id=user.sub)
+                if not changed:
+                    return on, await repository.comment_like_count(conn, comment_id)
+                if on:
+                    await remember_person(conn, person_id=user.sub, name=user.name)
+                counter = await repository.move_comment_counter(conn, comment_id=comment_id, delta=1 if on else -1)
+                event_type, model = _COMMENT_EVENTS[on]
+                data = model(
+                    comment_id=comment_id,
+                    post_id=comment["post_id"],
+                    comment_author_id=comment["author_id"],
+                    actor=PersonRef(id=user.sub, name=user.name),
+                    like_count=counter["like_count"],
+                    version=counter["version"],
+                    occurred_at=datetime.now(UTC),
+                )
+                await add_to_outbox(conn, new_envelope(event_type, source=SOURCE, subject=str(comment_id), data=data))
+                return on, counter["like_count"]
+        if attempt == 0:
+            await _wait_for_comment(pool, comment_id, viewer_id=user.sub)
+    raise comment_not_found(comment_id)
