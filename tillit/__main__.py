@@ -1,10 +1,15 @@
 import sys
 
-# `mail` is the operators' email commands (tillit/mail.py); everything else is tillit/cli.py.
+# `mail` is the operators' email commands (tillit/mail.py), `recount` the score recount (tillit/recount.py);
+# everything else is tillit/cli.py.
 if sys.argv[1:2] == ["mail"]:
     from tillit.mail import main as mail_main
 
     mail_main(sys.argv[2:])
+elif sys.argv[1:2] == ["recount"]:
+    from tillit.recount import main as recount_main
+
+    recount_main(sys.argv[2:])
 else:
     from tillit.cli import main
 
