@@ -42,6 +42,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
+from shared.events import EventType
 from tests.harness import AMQP_URL, System, random_id
 from tillit.catalog import BACKEND_SERVICES, all_consumers
 
@@ -94,13 +95,29 @@ class Quiet:
                     self.consumers_of.setdefault(str(event_type), []).append(consumer.name)
         self.queues = sorted({name for names in self.consumers_of.values() for name in names})
         self.baseline: Counters | None = None
+        # Events of a type no backend service consumes (notification.changed goes to the gateway's streams;
+        # a new event before its consumers): published, never applied. Counted off a queue of our own.
+        self.unconsumed = 0
+        self.unconsumed_at_baseline = 0
 
     async def start(self) -> None:
         self.amqp = await aio_pika.connect(AMQP_URL)
         self.channel = await self.amqp.channel()
+        exchange = await self.channel.get_exchange(f"{self.system.namespace}.events")
+        counter = await self.channel.declare_queue(exclusive=True, auto_delete=True)
+        for event_type in EventType:
+            if str(event_type) not in self.consumers_of:
+                await counter.bind(exchange, routing_key=str(event_type))
+
+        async def count(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            self.unconsumed += 1
+            await message.ack()
+
+        await counter.consume(count)
         self.db = await asyncpg.connect(self.system.direct_database_url)
         self.http = httpx.AsyncClient(timeout=10, limits=KEEP_ALIVE)
         self.baseline = await self._steady()
+        self.unconsumed_at_baseline = self.unconsumed
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -145,7 +162,7 @@ class Quiet:
                 problems.append(f"{event_type}: {deltas}")
             applied += max(deltas.values())
         published = sum(now.published.values()) - sum(base.published.values())
-        if applied != published:
+        if applied + self.unconsumed - self.unconsumed_at_baseline != published:
             problems.append(f"published {published}, applied {applied}")
         return problems
 
@@ -249,6 +266,8 @@ OP_WEIGHTS = {
     "delete": 1,
     "teams": 1,
     "read": 2,
+    "comment": 4,  # with an @mention of someone, who may or may not see the post
+    "praise": 2,
     "check": 1,  # every check, on the state so far (a block later undone is seen while it holds)
 }
 OP_KINDS = [kind for kind, weight in OP_WEIGHTS.items() for _ in range(weight)]
@@ -336,6 +355,8 @@ class Post:
     deleted: bool = False
     likes: dict[int, int] = field(default_factory=dict)  # liker -> when (a sequence number) they liked
     notified: set[int] = field(default_factory=set)  # likers whose like reached the author's inbox
+    recipients: list[int] = field(default_factory=list)  # praise: whom it praises
+    comments: list[tuple[str, int, int]] = field(default_factory=list)  # (id, commenter, the one they @mentioned)
 
     def __str__(self) -> str:
         audience = self.audience["type"] + (f" {self.audience['team']}" if "team" in self.audience else "")
@@ -377,6 +398,17 @@ class Model:
 
     def visible(self, viewer: int, post: Post) -> bool:
         return not post.deleted and self.may_see(viewer, post)
+
+    def would_see(self, viewer: int, author: int, audience: Audience) -> bool:
+        return self.may_see(viewer, Post(-1, "", author, "", audience))
+
+    def comments_seen_by(self, viewer: int, post: Post) -> list[tuple[str, int, int]]:
+        """Oldest first; the comments of someone the viewer blocked, or who blocked them, are left out."""
+        return [c for c in post.comments if not self.blocked_between(viewer, c[1])]
+
+    def praise_received(self, viewer: int, recipient: int) -> list[Post]:
+        """Newest first."""
+        return [p for p in reversed(self.posts) if recipient in p.recipients and self.visible(viewer, p)]
 
     def likers(self, post: Post) -> list[int]:
         """Newest first."""
@@ -564,6 +596,10 @@ class Run:
             self.expect(reply, 200, f"{actor} reads their feed")
         elif op.kind == "check":
             await self.check(final=False)
+        elif op.kind == "praise":
+            await self.post(actor, op, praised=self.people[op.other])
+        elif op.kind == "comment" and self.model.posts:
+            await self.comment(actor, self.pick_post(actor, op), self.people[op.other])
         elif self.model.posts:
             post = self.pick_post(actor, op)
             if op.kind in ("like", "unlike"):
@@ -612,22 +648,53 @@ class Run:
             return posts[op.post % len(posts)]
         return (fitting or posts)[op.post % len(fitting or posts)]
 
-    async def post(self, author: Person, op: Op) -> None:
+    async def post(self, author: Person, op: Op, praised: Person | None = None) -> None:
         audience = self.resolve_audience(author, op.audience)
         index = len(self.model.posts)
         body = f"Innlegg {index} om {self.word}"
-        reply = await self.world.call(
-            author.token, "POST", "/api/posts", json={"body": body, "kind": "idea", "audience": audience}
-        )
+        request: dict[str, Any] = {"body": body, "kind": "idea", "audience": audience}
         step = f"{author} posts #{index} to {audience}"
+        if praised is not None:
+            if self.unsettled_other:
+                await self.settle()  # whether the audience includes the recipient is the posts service's replica
+            request |= {"kind": "praise", "recipients": [praised.id]}
+            step = f"{author} praises {praised} in #{index} to {audience}"
+        reply = await self.world.call(author.token, "POST", "/api/posts", json=request)
         if audience["type"] == "team" and audience["team"] not in author.teams:
             self.expect(reply, 422, step + " (not their team)")
+            return
+        if praised is not None and not self.model.would_see(praised.index, author.index, audience):
+            self.expect(reply, 422, step + " (they would not see it)")
+            if [e["field"] for e in reply.json()["errors"]] != ["body.recipients"]:
+                self.fail(f"{step}: answered {reply.text}")
             return
         self.expect(reply, 201, step)
         created = reply.json()
         if (created["author"]["id"], created["audience"], created["body"]) != (author.id, audience, body):
             self.fail(f"{step}: answered {created}")
-        self.model.posts.append(Post(index, created["id"], author.index, body, audience))
+        recipients = [praised.index] if praised is not None else []
+        if created["recipients"] != self.person_refs(recipients):
+            self.fail(f"{step}: recipients {created['recipients']}")
+        self.model.posts.append(Post(index, created["id"], author.index, body, audience, recipients=recipients))
+        self.unsettled_other = True
+
+    async def comment(self, commenter: Person, post: Post, mentioned: Person) -> None:
+        """A comment mentioning someone: the mention stands only if they may see the post."""
+        if self.unsettled_other:
+            await self.settle()  # the posts service decides from its replica of the graph
+        body = f"Kommentar om {self.word} til @{mentioned.id}"
+        reply = await self.world.call(commenter.token, "POST", f"/api/posts/{post.id}/comments", json={"body": body})
+        step = f"{commenter} comments on {post} mentioning {mentioned}"
+        if not self.model.visible(commenter.index, post):
+            self.expect(reply, 404, step + " (may not see it)")
+            if leaked := [s for s in self.sensitive() if s in reply.text]:
+                self.fail(f"{step}: the 404 names {leaked}")
+            return
+        self.expect(reply, 201, step)
+        want = [mentioned.index] if self.model.may_see(mentioned.index, post) else []
+        if reply.json()["mentions"] != self.person_refs(want):
+            self.fail(f"{step}: mentions {reply.json()['mentions']}, expected {[f'p{m}' for m in want]}")
+        post.comments.append((reply.json()["id"], commenter.index, mentioned.index))
         self.unsettled_other = True
 
     async def relate(self, actor: Person, other: Person, kind: str, on: bool) -> None:
@@ -681,8 +748,8 @@ class Run:
     async def change_audience(self, actor: Person, post: Post, op: Op) -> None:
         audience = self.resolve_audience(actor, op.audience)
         is_author = actor.index == post.author
-        if not is_author and self.unsettled_other:
-            await self.settle()  # 403 or 404 depends on the posts service's replica of the graph
+        if (not is_author or post.recipients) and self.unsettled_other:
+            await self.settle()  # 403, 404 or a recipient left out depends on the posts service's replica of the graph
         reply = await self.world.call(actor.token, "PATCH", f"/api/posts/{post.id}", json={"audience": audience})
         step = f"{actor} changes the audience of {post} to {audience}"
         if audience["type"] == "team" and audience["team"] not in actor.teams:
@@ -691,6 +758,8 @@ class Run:
             self.expect(reply, 404, step + " (may not see it)")
         elif not is_author:
             self.expect(reply, 403, step + " (not theirs)")
+        elif any(not self.model.would_see(r, post.author, audience) for r in post.recipients):
+            self.expect(reply, 422, step + " (a recipient would not see it)")
         else:
             self.expect(reply, 200, step)
             if reply.json()["audience"] != audience:
@@ -727,6 +796,8 @@ class Run:
             self.check_team_feeds,
             self.check_search,
             self.check_notifications,
+            self.check_comments,
+            self.check_praise,
         ]
         for found in await asyncio.gather(*(check(viewer) for viewer in self.people for check in checks)):
             problems += found
@@ -755,6 +826,7 @@ class Run:
             "audience": post.audience,
             "like_count": len(post.likes),
             "liked_by_me": viewer.index in post.likes,
+            "comment_count": len(post.comments),
         }
         actual = {key: seen.get(key) for key in expected}
         return [] if actual == expected else [f"{where}: {viewer} sees {post} as {actual}, expected {expected}"]
@@ -786,6 +858,46 @@ class Run:
             if likes.status_code != 200 or likes.json() != {"items": expected, "next_cursor": None}:
                 seen = likes.json() if likes.status_code == 200 else likes.status_code
                 problems.append(f"who liked {post} as {viewer} sees it: {seen}, expected {expected}")
+        return problems
+
+    async def check_comments(self, viewer: Person) -> list[str]:
+        """Comments follow the post's audience (404 outside it, like a post that never existed), and a mention
+        shows only while the mentioned person may see the post."""
+        problems = []
+        for post in self.model.posts:
+            reply = await self.world.call(viewer.token, "GET", f"/api/posts/{post.id}/comments", params={"limit": 100})
+            if not self.model.visible(viewer.index, post):
+                if reply.status_code == 200:
+                    problems.append(f"LEAK: {viewer} reads the comments of {post}: {reply.text[:200]}")
+                problems += await self.not_found_problems(reply, post.id, "GET /api/posts/{id}/comments", viewer)
+                continue
+            if reply.status_code != 200:
+                problems.append(f"MISSING: {viewer} gets {reply.status_code} for the comments of {post}")
+                continue
+            # The one mentioned is never the commenter (ops() draws another person).
+            expected = [
+                (comment_id, self.people[commenter].id, self.person_refs([m] if self.model.may_see(m, post) else []))
+                for comment_id, commenter, m in self.model.comments_seen_by(viewer.index, post)
+            ]
+            actual = [(c["id"], c["author"]["id"], c["mentions"]) for c in reply.json()["items"]]
+            if actual != expected:
+                problems.append(f"comments of {post} as {viewer} sees them: {actual}, expected {expected}")
+        return problems
+
+    async def check_praise(self, viewer: Person) -> list[str]:
+        problems = []
+        for person in self.people:
+            items = await self.pages(viewer, f"/api/people/{person.id}/praise", limit=100)
+            got = [item["id"] for item in items]
+            want = [post.id for post in self.model.praise_received(viewer.index, person.index)]
+            if got != want:
+                leaks = [self.describe(i) for i in got if i not in want]
+                problems.append(
+                    f"{'LEAK: ' if leaks else ''}praise {person} received as {viewer} sees it:"
+                    f" {[self.describe(i) for i in got]}, expected {[self.describe(i) for i in want]}"
+                )
+            for item in items:
+                problems += self.post_problems(viewer, item, f"GET /api/people/{{id}}/praise of {person}")
         return problems
 
     async def pages(self, viewer: Person, path: str, service: str | None = None, **params: Any) -> list[Any]:
