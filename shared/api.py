@@ -202,7 +202,19 @@ class FavouriteRefPage(BaseModel):
     next_cursor: str | None
 
 
-NotificationKind = Literal["post.liked", "post.favourited", "person.followed"]
+NotificationKind = Literal[
+    "post.liked",
+    "post.favourited",
+    "person.followed",
+    "post.commented",
+    "thread.commented",
+    "person.mentioned",
+    "praise.received",
+    "answer.accepted",
+    "idea.status_changed",
+    "campaign.closed",
+    "qna.answered",
+]
 
 
 class Notification(BaseModel):
@@ -237,8 +249,7 @@ class NotificationChanges(BaseModel):
     )
 
 
-# The kinds a person chooses a channel for. Comment, mention, praise and campaign updates are produced by the
-# sharing features; their choices are kept from now on so that nobody has to choose twice.
+# The kinds a person chooses a channel for (SETTINGS_KIND_OF says which notifications each governs).
 SettingsKind = Literal["like", "favourite", "comment", "mention", "follow", "praise", "campaign_update"]
 Channel = Literal["in_app", "email_now", "email_digest", "off"]
 CHANNEL_DESCRIPTION = (
@@ -254,7 +265,20 @@ DEFAULT_CHANNELS: dict[str, str] = {
     "praise": "email_now",
     "campaign_update": "email_digest",
 }
-SETTINGS_KIND_OF: dict[str, str] = {"post.liked": "like", "post.favourited": "favourite", "person.followed": "follow"}
+# Which choice governs each kind of notification.
+SETTINGS_KIND_OF: dict[str, str] = {
+    "post.liked": "like",
+    "post.favourited": "favourite",
+    "person.followed": "follow",
+    "post.commented": "comment",
+    "thread.commented": "comment",
+    "answer.accepted": "comment",
+    "qna.answered": "comment",
+    "person.mentioned": "mention",
+    "praise.received": "praise",
+    "idea.status_changed": "campaign_update",
+    "campaign.closed": "campaign_update",
+}
 ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, 24-hour clock")]
 
 

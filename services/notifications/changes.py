@@ -11,7 +11,7 @@ for what came after it (`changes_after`) misses nothing, which is what SSE's Las
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -57,6 +57,7 @@ def render(rows: Sequence[asyncpg.Record], *, language: dict[str, str], settings
             newest_actor=actors[0].name or None if actors else None,
             actor_count=r["actor_count"],
             language=language.get(r["recipient_id"], settings.default_locale),
+            detail=r["detail"],
         )
         notification = Notification(
             id=r["id"],
@@ -66,7 +67,14 @@ def render(rows: Sequence[asyncpg.Record], *, language: dict[str, str], settings
             actor_count=r["actor_count"],
             read=r["read"],
             title=title,
-            url=url_of(r["kind"], post_id=r["post_id"], actors=actors, settings=settings),
+            url=url_of(
+                r["kind"],
+                post_id=r["post_id"],
+                newest_actor_id=actors[0].id if actors else None,
+                actor_count=r["actor_count"],
+                settings=settings,
+                detail=r["detail"],
+            ),
             created_at=r["created_at"],
             updated_at=r["updated_at"],
         )
@@ -74,12 +82,26 @@ def render(rows: Sequence[asyncpg.Record], *, language: dict[str, str], settings
     return rendered
 
 
-def url_of(kind: str, *, post_id: uuid.UUID | None, actors: Sequence[Person], settings: Settings) -> str:
+def url_of(
+    kind: str,
+    *,
+    post_id: uuid.UUID | None,
+    newest_actor_id: str | None,
+    actor_count: int,
+    settings: Settings,
+    detail: Mapping[str, Any] | None = None,
+) -> str:
+    """Where a notification leads on the intranet: its post, campaign or Q&A, one follower's profile, or
+    the inbox for several followers. The same in the app and in email."""
     base = settings.public_url.rstrip("/")
+    if kind == "qna.answered" and detail:
+        return f"{base}/qna/{detail['session_id']}"
+    if kind == "campaign.closed" and post_id is not None:
+        return f"{base}/campaigns/{post_id}"
     if post_id is not None:
         return f"{base}/posts/{post_id}"
-    if kind == "person.followed" and len(actors) == 1:
-        return f"{base}/people/{actors[0].id}"
+    if kind == "person.followed" and actor_count == 1 and newest_actor_id:
+        return f"{base}/people/{newest_actor_id}"
     return f"{base}/notifications"
 
 

@@ -64,8 +64,9 @@ async def groups(conn: Connection, notification_ids: Sequence[uuid.UUID]) -> lis
     """Notifications as they are now, newest activity first: read or not, the post, the newest actor the
     recipient still hears from (mutes and blocks left out) and how many there are."""
     return await conn.fetch(
-        f"""SELECT n.id, n.kind, n.post_id, n.read_at, n.updated_at,
-                   p.excerpt, coalesce(p.deleted, false) AS post_deleted,
+        f"""SELECT n.id, n.kind, n.post_id, n.read_at, n.updated_at, n.detail,
+                   -- Gone: deleted, or hidden by a moderator.
+                   p.excerpt, coalesce(p.deleted OR p.hidden, false) AS post_deleted,
                    actors.actor_count, actors.newest_actor_id, newest.name AS newest_actor_name
             FROM notifications n
             LEFT JOIN posts p ON p.id = n.post_id
@@ -78,7 +79,7 @@ async def groups(conn: Connection, notification_ids: Sequence[uuid.UUID]) -> lis
 
 async def favourite(conn: Connection, *, recipient_id: str, actor_id: str, post_id: uuid.UUID) -> asyncpg.Record:
     row = await conn.fetchrow(
-        """SELECT a.name AS actor_name, p.excerpt, coalesce(p.deleted, false) AS post_deleted,
+        """SELECT a.name AS actor_name, p.excerpt, coalesce(p.deleted OR p.hidden, false) AS post_deleted,
                   silenced($1, $2) AS silenced
            FROM (SELECT 1) one
            LEFT JOIN people_directory a ON a.id = $2

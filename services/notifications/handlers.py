@@ -1,6 +1,6 @@
 """Event subscribers of the notifications service."""
 
-from services.notifications import service
+from services.notifications import service, sharing
 from shared.consumer import EventConsumer
 from shared.directory import people_directory_consumer
 from shared.events import EventType
@@ -11,8 +11,8 @@ CONSUMERS = (
     social_graph_consumer("notifications"),
     EventConsumer(
         name="notifications.posts",
-        event_types=[EventType.POST_CREATED, EventType.POST_DELETED],
-        handle=service.apply_post_changes,
+        event_types=[EventType.POST_CREATED, EventType.POST_DELETED, EventType.POST_AUDIENCE_CHANGED],
+        handle=sharing.apply_posts,
     ),
     EventConsumer(
         name="notifications.reactions",
@@ -28,5 +28,18 @@ CONSUMERS = (
         name="notifications.follows",
         event_types=[EventType.PERSON_FOLLOWED, EventType.PERSON_UNFOLLOWED],
         handle=service.apply_follows,
+    ),
+    EventConsumer(
+        name="notifications.sharing",
+        event_types=[
+            EventType.COMMENT_CREATED,
+            EventType.COMMENT_DELETED,
+            EventType.ANSWER_ACCEPTED,
+            EventType.IDEA_STATUS_CHANGED,
+            EventType.CAMPAIGN_CLOSED,
+            EventType.QNA_QUESTION_ANSWERED,
+            EventType.CONTENT_MODERATED,
+        ],
+        handle=sharing.apply_sharing,
     ),
 )

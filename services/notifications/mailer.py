@@ -32,12 +32,13 @@ import aiosmtplib
 import asyncpg
 
 from services.notifications import emails
+from services.notifications.changes import url_of
 from services.notifications.templates import (
     DigestItem,
     EmailLinks,
     RenderedEmail,
-    email_subject,
     language_of,
+    notification_title,
     render_digest,
     render_notification_email,
 )
@@ -326,13 +327,14 @@ class Mailer:
                 return ("skipped", "read in the app")
             listed = [
                 DigestItem(
-                    title=email_subject(
-                        SETTINGS_KIND_OF[g["kind"]],
-                        actor=g["newest_actor_name"] or g["newest_actor_id"],
+                    title=notification_title(
+                        g["kind"],
+                        newest_actor=g["newest_actor_name"] or g["newest_actor_id"],
                         actor_count=g["actor_count"],
                         language=language,
+                        detail=g["detail"],
                     ),
-                    url=self._target(base, g["kind"], g["post_id"], g["newest_actor_id"], g["actor_count"]),
+                    url=self._target(g),
                     excerpt=g["excerpt"],
                 )
                 for g in found[:DIGEST_LISTED]
@@ -361,11 +363,13 @@ class Mailer:
                 actor=group["newest_actor_name"] or group["newest_actor_id"],
                 actor_count=group["actor_count"],
                 excerpt=group["excerpt"],
-                links=self._links(
-                    self._target(base, group["kind"], group["post_id"], group["newest_actor_id"], group["actor_count"]),
-                    row["recipient_id"],
-                    settings_kind,
-                    now,
+                links=self._links(self._target(group), row["recipient_id"], settings_kind, now),
+                subject=notification_title(
+                    group["kind"],
+                    newest_actor=group["newest_actor_name"] or group["newest_actor_id"],
+                    actor_count=group["actor_count"],
+                    language=language,
+                    detail=group["detail"],
                 ),
             )
         # An email about one actor and one post, sent at once (a favourite).
@@ -392,14 +396,16 @@ class Mailer:
             links=self._links(f"{base}/posts/{row['post_id']}", row["recipient_id"], settings_kind, now),
         )
 
-    @staticmethod
-    def _target(base: str, kind: str, post_id: uuid.UUID | None, newest_actor: str | None, actor_count: int) -> str:
-        """Where the notification leads, as in the inbox: the post, else one follower's profile."""
-        if post_id is not None:
-            return f"{base}/posts/{post_id}"
-        if kind == "person.followed" and actor_count == 1 and newest_actor:
-            return f"{base}/people/{newest_actor}"
-        return f"{base}/notifications"
+    def _target(self, group: asyncpg.Record) -> str:
+        """Where the notification leads, as in the inbox."""
+        return url_of(
+            group["kind"],
+            post_id=group["post_id"],
+            newest_actor_id=group["newest_actor_id"],
+            actor_count=group["actor_count"],
+            settings=self._settings,
+            detail=group["detail"],
+        )
 
     def _links(self, target: str, recipient_id: str, settings_kind: str, now: datetime) -> EmailLinks:
         token = make_token(self._settings, recipient_id=recipient_id, kind=settings_kind, now=now)

@@ -13,20 +13,198 @@ from shared.db import Connection
 
 
 async def apply_post_versions(conn: Connection, posts: Sequence[dict[str, Any]]) -> None:
+    """Created and deleted posts, the newest version winning; the audience only where it is newer than the
+    one an audience change may have brought first."""
     await conn.execute(
-        """INSERT INTO posts AS p (id, author_id, excerpt, deleted, version)
-           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bool[], $5::int[])
+        """INSERT INTO posts AS p (id, author_id, excerpt, deleted, version, kind, campaign_id, audience,
+                                   audience_version)
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bool[], $5::int[], $6::text[], $7::uuid[],
+                                $8::jsonb[], $9::int[])
            ON CONFLICT (id) DO UPDATE
            SET author_id = excluded.author_id,
                excerpt = CASE WHEN excluded.deleted THEN p.excerpt ELSE excluded.excerpt END,
-               deleted = excluded.deleted, version = excluded.version
+               deleted = excluded.deleted, version = excluded.version,
+               kind = coalesce(excluded.kind, p.kind), campaign_id = coalesce(excluded.campaign_id, p.campaign_id),
+               audience = CASE WHEN excluded.audience_version > p.audience_version
+                               THEN excluded.audience ELSE p.audience END,
+               audience_version = greatest(p.audience_version, excluded.audience_version)
            WHERE p.version < excluded.version""",
         [p["id"] for p in posts],
         [p["author_id"] for p in posts],
         [p["excerpt"] for p in posts],
         [p["deleted"] for p in posts],
         [p["version"] for p in posts],
+        [p.get("kind") for p in posts],
+        [p.get("campaign_id") for p in posts],
+        [p.get("audience") for p in posts],
+        [p.get("audience_version", 0) for p in posts],
     )
+
+
+async def apply_audiences(conn: Connection, audiences: Sequence[tuple[uuid.UUID, str, dict[str, Any], int]]) -> None:
+    """(post, author, audience, version): the newest audience wins, whether or not post.created came first."""
+    await conn.execute(
+        """INSERT INTO posts AS p (id, author_id, excerpt, deleted, version, audience, audience_version)
+           SELECT id, author_id, '', false, 0, audience, version
+           FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int[]) AS a(id, author_id, audience, version)
+           ON CONFLICT (id) DO UPDATE
+           SET audience = excluded.audience, audience_version = excluded.audience_version
+           WHERE p.audience_version < excluded.audience_version""",
+        [a[0] for a in audiences],
+        [a[1] for a in audiences],
+        [a[2] for a in audiences],
+        [a[3] for a in audiences],
+    )
+
+
+async def apply_moderation(conn: Connection, decisions: Sequence[tuple[uuid.UUID, str, bool, int]]) -> list[uuid.UUID]:
+    """(post, author, hidden, version): the newest decision wins. Returns the posts whose state changed."""
+    rows = await conn.fetch(
+        """INSERT INTO posts AS p (id, author_id, excerpt, deleted, version, hidden, moderation_version)
+           SELECT id, author_id, '', false, 0, hidden, version
+           FROM unnest($1::uuid[], $2::text[], $3::bool[], $4::bigint[]) AS m(id, author_id, hidden, version)
+           ON CONFLICT (id) DO UPDATE
+           SET hidden = excluded.hidden, moderation_version = excluded.moderation_version
+           WHERE p.moderation_version < excluded.moderation_version
+           RETURNING id""",
+        [d[0] for d in decisions],
+        [d[1] for d in decisions],
+        [d[2] for d in decisions],
+        [d[3] for d in decisions],
+    )
+    return [r["id"] for r in rows]
+
+
+async def touch_notifications_of_posts(conn: Connection, post_ids: Sequence[uuid.UUID]) -> None:
+    """Announce the notifications about these posts again (shown or gone: publish_changes decides)."""
+    await conn.execute(
+        "UPDATE notifications SET updated_at = updated_at WHERE post_id = ANY($1::uuid[])", list(post_ids)
+    )
+
+
+async def apply_comment_versions(
+    conn: Connection, comments: Sequence[tuple[uuid.UUID, uuid.UUID, str, bool, int]]
+) -> list[uuid.UUID]:
+    """(comment, post, author, deleted, version), the newest winning. Returns the comments changed."""
+    rows = await conn.fetch(
+        """INSERT INTO comments AS c (id, post_id, author_id, deleted, version)
+           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bool[], $5::int[])
+           ON CONFLICT (id) DO UPDATE SET deleted = excluded.deleted, version = excluded.version
+           WHERE c.version < excluded.version
+           RETURNING id""",
+        [c[0] for c in comments],
+        [c[1] for c in comments],
+        [c[2] for c in comments],
+        [c[3] for c in comments],
+        [c[4] for c in comments],
+    )
+    return [r["id"] for r in rows]
+
+
+async def remove_actor_from_open_groups_of_post(
+    conn: Connection, *, post_id: uuid.UUID, kinds: Sequence[str], actor_id: str
+) -> None:
+    """Take an actor out of every unread group of these kinds about a post, whoever's it is; empty ones go."""
+    await conn.execute(
+        """DELETE FROM notification_actors a USING notifications n
+           WHERE a.notification_id = n.id AND n.is_open AND n.post_id = $1 AND n.kind = ANY($2::text[])
+             AND a.actor_id = $3""",
+        post_id,
+        list(kinds),
+        actor_id,
+    )
+    await conn.execute(
+        """DELETE FROM notifications n
+           WHERE n.is_open AND n.post_id = $1 AND n.kind = ANY($2::text[])
+             AND NOT EXISTS (SELECT 1 FROM notification_actors a WHERE a.notification_id = n.id)""",
+        post_id,
+        list(kinds),
+    )
+
+
+async def still_commenting(conn: Connection, post_id: uuid.UUID, author_id: str) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM comments WHERE post_id = $1 AND author_id = $2 AND NOT deleted)",
+            post_id,
+            author_id,
+        )
+    )
+
+
+async def participants(conn: Connection, post_ids: Sequence[uuid.UUID]) -> list[asyncpg.Record]:
+    """Per post: its author, the people who back it (an active like) and those who commented on it, each
+    once, and whether they may see it now."""
+    return await conn.fetch(
+        """WITH people AS (
+               SELECT p.id AS post_id, p.author_id AS person_id FROM posts p WHERE p.id = ANY($1::uuid[])
+               UNION
+               SELECT s.post_id, s.actor_id FROM reaction_states s
+               WHERE s.post_id = ANY($1::uuid[]) AND s.kind = 'post.liked' AND s.active
+               UNION
+               SELECT c.post_id, c.author_id FROM comments c WHERE c.post_id = ANY($1::uuid[]) AND NOT c.deleted
+           )
+           SELECT people.post_id, people.person_id,
+                  p.audience IS NOT NULL AND may_see(people.person_id, p.author_id, p.audience) AS may_see
+           FROM people JOIN posts p ON p.id = people.post_id
+           WHERE NOT p.deleted AND NOT p.hidden""",
+        list(post_ids),
+    )
+
+
+async def ideas_of(conn: Connection, campaign_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await conn.fetch("SELECT id FROM posts WHERE campaign_id = $1", campaign_id)
+    return [r["id"] for r in rows]
+
+
+async def may_see_post(conn: Connection, post_id: uuid.UUID, people: Sequence[str]) -> set[str]:
+    rows = await conn.fetch(
+        """SELECT person FROM unnest($2::text[]) AS person, posts p
+           WHERE p.id = $1 AND NOT p.deleted AND NOT p.hidden AND p.audience IS NOT NULL
+             AND may_see(person, p.author_id, p.audience)""",
+        post_id,
+        list(people),
+    )
+    return {r["person"] for r in rows}
+
+
+async def start_notification(
+    conn: Connection,
+    *,
+    recipient_id: str,
+    kind: str,
+    post_id: uuid.UUID | None,
+    actor_id: str,
+    at: datetime,
+    detail: dict[str, Any],
+) -> uuid.UUID:
+    """A notification of its own (a status change, an answer): any open group of the same key closes first,
+    so each one is read, and emailed, on its own."""
+    await conn.execute(
+        """UPDATE notifications SET is_open = false
+           WHERE recipient_id = $1 AND post_id IS NOT DISTINCT FROM $2 AND kind = $3 AND is_open""",
+        recipient_id,
+        post_id,
+        kind,
+    )
+    notification_id = uuid.uuid4()
+    await conn.execute(
+        """INSERT INTO notifications (id, recipient_id, kind, post_id, created_at, updated_at, detail)
+           VALUES ($1, $2, $3, $4, $5, $5, $6)""",
+        notification_id,
+        recipient_id,
+        kind,
+        post_id,
+        at,
+        detail,
+    )
+    await conn.execute(
+        "INSERT INTO notification_actors (notification_id, actor_id, acted_at) VALUES ($1, $2, $3)",
+        notification_id,
+        actor_id,
+        at,
+    )
+    return notification_id
 
 
 async def forget_post(conn: Connection, post_ids: Sequence[uuid.UUID]) -> None:
@@ -271,7 +449,7 @@ async def inbox_page(
         after_clause, args = "AND (n.updated_at, n.id) < ($3, $4)", [recipient_id, limit, after[0], after[1]]
     return await conn.fetch(
         _RENDERED.format(actor_limit=1_000_000)
-        + f""" WHERE n.recipient_id = $1 AND actors.count > 0 {after_clause}
+        + f""" WHERE n.recipient_id = $1 AND actors.count > 0 AND NOT hidden.post {after_clause}
                ORDER BY n.updated_at DESC, n.id DESC
                LIMIT $2""",
         *args,
@@ -283,6 +461,7 @@ async def count_unread(conn: Connection, recipient_id: str) -> int:
         await conn.fetchval(
             """SELECT count(*) FROM notifications n
                WHERE n.recipient_id = $1 AND n.read_at IS NULL
+                 AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.id = n.post_id AND p.hidden)
                  AND EXISTS (SELECT 1 FROM notification_actors a
                              WHERE a.notification_id = n.id AND NOT silenced(n.recipient_id, a.actor_id))""",
             recipient_id,
@@ -365,8 +544,11 @@ async def silenced_pairs(conn: Connection, pairs: Sequence[tuple[str, str]]) -> 
 # `actor_limit`), and how many there are in all.
 _RENDERED = """
     SELECT n.id, n.recipient_id, n.kind, n.post_id, n.read_at IS NOT NULL AS read, n.created_at, n.updated_at,
-           n.seq, actors.list AS actors, actors.count AS actor_count
+           n.seq, n.detail, CASE WHEN hidden.post THEN 0 ELSE actors.count END AS actor_count,
+           actors.list AS actors
     FROM notifications n
+    -- A post a moderator hid takes its notifications with it (actor_count 0: not shown), until restored.
+    CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM posts p WHERE p.id = n.post_id AND p.hidden) AS post) hidden
     CROSS JOIN LATERAL (
         SELECT coalesce(jsonb_agg(jsonb_build_object('id', v.actor_id, 'name', coalesce(d.name, ''))
                                   ORDER BY v.acted_at DESC, v.actor_id) FILTER (WHERE v.rank <= {actor_limit}),
@@ -444,6 +626,7 @@ async def count_unread_of(conn: Connection, recipients: Sequence[str]) -> dict[s
     rows = await conn.fetch(
         """SELECT n.recipient_id, count(*) AS unread FROM notifications n
            WHERE n.recipient_id = ANY($1::text[]) AND n.read_at IS NULL
+             AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.id = n.post_id AND p.hidden)
              AND EXISTS (SELECT 1 FROM notification_actors a
                          WHERE a.notification_id = n.id AND NOT silenced(n.recipient_id, a.actor_id))
            GROUP BY n.recipient_id""",

@@ -64,7 +64,7 @@ async def apply_reactions(conn: Connection, events: Sequence[Event]) -> None:
     runs: when one (post, actor, kind) reacts twice in the batch, or one group both gains and loses actors."""
     changes = await _notable_changes(conn, events)
     joined = await _apply_batched(conn, changes) if changes else []
-    await _queue_emails(conn, joined)
+    await queue_emails(conn, joined)
     await publish_changes(conn)
 
 
@@ -72,7 +72,7 @@ async def apply_reactions_one_by_one(conn: Connection, events: Sequence[Event]) 
     """The reference apply_reactions must agree with: every event on its own, in batch order."""
     changes = await _notable_changes(conn, events)
     joined = await _apply_one_by_one(conn, changes)
-    await _queue_emails(conn, joined)
+    await queue_emails(conn, joined)
     await publish_changes(conn)
 
 
@@ -103,7 +103,7 @@ async def _notable_changes(conn: Connection, events: Sequence[Event]) -> list[_C
     ]
 
 
-async def _apply_batched(conn: Connection, changes: list[_Change]) -> list[_Joined]:
+async def _apply_batched(conn: Connection, changes: list[_Change]) -> list[Joined]:
     keys = {(c.data.post_id, c.data.actor.id, c.kind) for c in changes}
     adding = {c.group for c in changes if c.active}
     if len(keys) < len(changes) or any(c.group in adding for c in changes if not c.active):
@@ -148,7 +148,7 @@ class _Phase:
     actors: list[tuple[str, uuid.UUID, str, str, datetime]] = field(default_factory=list)
 
 
-async def _add_actors(conn: Connection, adds: list[_Change], found: list[asyncpg.Record]) -> list[_Joined]:
+async def _add_actors(conn: Connection, adds: list[_Change], found: list[asyncpg.Record]) -> list[Joined]:
     """add_actor_to_group for every add, as one by one would: walk the batch in order over the groups as
     found (one row per add), then write. A group that closes in mid-batch (its window runs out) starts a
     new phase, since a new open group can only be inserted once the old one is closed."""
@@ -183,7 +183,7 @@ async def _add_actors(conn: Connection, adds: list[_Change], found: list[asyncpg
         row[5] = max(row[5], at)
         phase_of[group] = index
         phases[index].actors.append((*group, data.actor.id, at))
-        joined.append(_Joined(*group, actor_id=data.actor.id))
+        joined.append(Joined(*group, actor_id=data.actor.id))
     for i, phase in enumerate(phases):
         if phase.closes:
             await repository.close_groups(conn, phase.closes)
@@ -197,7 +197,7 @@ async def _add_actors(conn: Connection, adds: list[_Change], found: list[asyncpg
     return joined
 
 
-async def _apply_one_by_one(conn: Connection, changes: Sequence[_Change]) -> list[_Joined]:
+async def _apply_one_by_one(conn: Connection, changes: Sequence[_Change]) -> list[Joined]:
     joined = []
     for change in changes:
         data, kind, active = change.data, change.kind, change.active
@@ -222,12 +222,12 @@ async def _apply_one_by_one(conn: Connection, changes: Sequence[_Change]) -> lis
             at=data.occurred_at,
             window=GROUPING_WINDOW,
         )
-        joined.append(_Joined(data.post_author_id, data.post_id, kind, actor_id=data.actor.id))
+        joined.append(Joined(data.post_author_id, data.post_id, kind, actor_id=data.actor.id))
     return joined
 
 
 @dataclass(frozen=True)
-class _Joined:
+class Joined:
     """An actor who joined a group: what may cause an email."""
 
     recipient_id: str
@@ -245,7 +245,7 @@ async def channels_of(conn: Connection, recipients: Sequence[str]) -> dict[str, 
     }
 
 
-async def _queue_emails(conn: Connection, joined: Sequence[_Joined]) -> None:
+async def queue_emails(conn: Connection, joined: Sequence[Joined]) -> None:
     """Queue the emails the recipients' choices ask for. A favourite emails at once, once per person and
     post (the seed's promise); other kinds email once per group, after the window, if still worth it then
     (the mailer decides: read, active in the app, quiet hours, the hourly cap)."""
@@ -285,6 +285,10 @@ async def apply_post_changes(conn: Connection, events: Sequence[Event]) -> None:
                 "excerpt": _excerpt(data.body),
                 "deleted": False,
                 "version": data.version,
+                "kind": data.kind,
+                "campaign_id": data.campaign_id,
+                "audience": data.audience.model_dump(),
+                "audience_version": data.version,
             }
         elif isinstance(data, PostDeletedV1):
             post = {
@@ -337,8 +341,8 @@ async def apply_follows(conn: Connection, events: Sequence[Event]) -> None:
             at=datetime.now(UTC),
             window=GROUPING_WINDOW,
         )
-        joined.append(_Joined(relation.target_id, None, FOLLOWED, actor_id=relation.actor_id))
-    await _queue_emails(conn, joined)
+        joined.append(Joined(relation.target_id, None, FOLLOWED, actor_id=relation.actor_id))
+    await queue_emails(conn, joined)
     await publish_changes(conn)
 
 

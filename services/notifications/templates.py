@@ -7,8 +7,9 @@ name, excerpt and title written by a person is escaped there.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 
@@ -61,16 +62,89 @@ _TITLES: dict[str, dict[str, tuple[str, str, str]]] = {
         "en": ("{actor} followed you", "{actor} and 1 other followed you", "{actor} and {others} others followed you"),
         "nb": ("{actor} følger deg nå", "{actor} og 1 annen følger deg nå", "{actor} og {others} andre følger deg nå"),
     },
+    "post.commented": {
+        "en": (
+            "{actor} commented on your post",
+            "{actor} and 1 other commented on your post",
+            "{actor} and {others} others commented on your post",
+        ),
+        "nb": (
+            "{actor} kommenterte innlegget ditt",
+            "{actor} og 1 annen kommenterte innlegget ditt",
+            "{actor} og {others} andre kommenterte innlegget ditt",
+        ),
+    },
+    "thread.commented": {
+        "en": (
+            "{actor} also commented on a post you commented on",
+            "{actor} and 1 other also commented on a post you commented on",
+            "{actor} and {others} others also commented on a post you commented on",
+        ),
+        "nb": (
+            "{actor} kommenterte også et innlegg du har kommentert",
+            "{actor} og 1 annen kommenterte også et innlegg du har kommentert",
+            "{actor} og {others} andre kommenterte også et innlegg du har kommentert",
+        ),
+    },
+    "person.mentioned": {
+        "en": (
+            "{actor} mentioned you",
+            "{actor} and 1 other mentioned you",
+            "{actor} and {others} others mentioned you",
+        ),
+        "nb": ("{actor} nevnte deg", "{actor} og 1 annen nevnte deg", "{actor} og {others} andre nevnte deg"),
+    },
+    "praise.received": {
+        "en": ("{actor} praised you", "{actor} and 1 other praised you", "{actor} and {others} others praised you"),
+        "nb": ("{actor} ga deg ros", "{actor} og 1 annen ga deg ros", "{actor} og {others} andre ga deg ros"),
+    },
+    "answer.accepted": {
+        "en": ("{actor} accepted your answer",) * 3,
+        "nb": ("{actor} godtok svaret ditt",) * 3,
+    },
+    "idea.status_changed": {
+        "en": ("{actor} set an idea you took part in to “{status}”: {reason}",) * 3,
+        "nb": ("{actor} satte en idé du har deltatt i til «{status}»: {reason}",) * 3,
+    },
+    "campaign.closed": {
+        "en": ("The campaign “{title}” has closed with {ideas} ideas",) * 3,
+        "nb": ("Kampanjen «{title}» er avsluttet med {ideas} idéer",) * 3,
+    },
+    "qna.answered": {
+        "en": ("{actor} answered your question",) * 3,
+        "nb": ("{actor} svarte på spørsmålet ditt",) * 3,
+    },
 }
 _SOMEONE = {"en": "Someone", "nb": "Noen"}
+_IDEA_STATUS = {
+    "en": {"new": "new", "under_review": "under review", "adopted": "adopted", "declined": "declined"},
+    "nb": {"new": "ny", "under_review": "til vurdering", "adopted": "tatt i bruk", "declined": "avslått"},
+}
 
 
-def notification_title(kind: str, *, newest_actor: str | None, actor_count: int, language: str) -> str:
-    """'Kari and 3 others liked your post', in nb or en."""
+def notification_title(
+    kind: str,
+    *,
+    newest_actor: str | None,
+    actor_count: int,
+    language: str,
+    detail: Mapping[str, Any] | None = None,
+) -> str:
+    """'Kari and 3 others liked your post', in nb or en. `detail` fills what some kinds say besides who:
+    an idea's status and the reason, a closed campaign's title and its number of ideas."""
     alone, one_other, others = _TITLES[kind][language]
     actor = newest_actor or _SOMEONE[language]
     template = alone if actor_count <= 1 else one_other if actor_count == 2 else others
-    return template.format(actor=actor, others=actor_count - 1)
+    detail = detail or {}
+    status = detail.get("status", "")
+    return template.format(
+        actor=actor,
+        others=actor_count - 1,
+        status=_IDEA_STATUS[language].get(status, status),
+        reason=detail.get("reason", ""),
+        title=detail.get("title", ""),
+        ideas=detail.get("ideas", 0),
+    ).rstrip(": ")
 
 
 # The notification kind behind each settings kind that has grouped titles (shared.api.SETTINGS_KIND_OF reversed).
@@ -270,10 +344,12 @@ def render_notification_email(
     actor_count: int = 1,
     excerpt: str | None,
     links: EmailLinks,
+    subject: str | None = None,
 ) -> RenderedEmail:
-    """One notification by email; `kind` is the settings kind (like, favourite, follow, comment, ...)."""
+    """One notification by email; `kind` is the settings kind (like, favourite, follow, comment, ...).
+    `subject`: the notification's own title, where it says more than the kind does (a status, a thread)."""
     words = _WORDS[language]
-    subject = email_subject(kind, actor=actor, actor_count=actor_count, language=language)
+    subject = subject or email_subject(kind, actor=actor, actor_count=actor_count, language=language)
     context = {
         "language": language,
         "words": words,
