@@ -337,7 +337,9 @@ class Unsubscribe(BaseModel):
 
 
 class Unsubscribed(BaseModel):
-    kind: SettingsKind = Field(description="the kind of email turned off")
+    kind: SettingsKind | Literal["digest"] = Field(
+        description="the kind of email turned off; digest: the summary email (every kind that went to it)"
+    )
     channel: Channel = Field(description="what that kind is now: in_app")
 
 

@@ -230,6 +230,12 @@ def create_service_app(definition: ServiceDefinition, settings: Settings | None 
             "outbox_backlog": backlog,
             "published": runtime.relay.published if runtime.relay else 0,
             "consumers": {r.consumer.name: vars(r.stats) for r in runtime.consumers},
+            # A background worker that counts what it does (the mailer, say) shows it here by its class name.
+            "workers": {
+                type(worker).__name__.lower(): vars(worker.stats)
+                for worker in runtime.background
+                if hasattr(worker, "stats")
+            },
         }
 
     return app

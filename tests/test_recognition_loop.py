@@ -221,4 +221,11 @@ async def test_me_is_created_from_the_token(system: System) -> None:
     async with system.client(system.token(user, name="Mona Me", email="mona@example.org", locale="nb")) as client:
         reply = await client.get("/api/me")
     assert reply.status_code == 200
-    assert reply.json() == {"id": user, "name": "Mona Me", "email": "mona@example.org", "locale": "nb"}
+    me = reply.json()
+    assert {k: me[k] for k in ("id", "name", "email", "locale")} == {
+        "id": user,
+        "name": "Mona Me",
+        "email": "mona@example.org",
+        "locale": "nb",
+    }
+    assert me["completeness"]["percent"] == 0

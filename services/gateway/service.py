@@ -184,6 +184,7 @@ _KIND_NAMES: dict[str, dict[str, str]] = {
         "follow": "nye følgere",
         "praise": "skryt",
         "campaign_update": "kampanjeoppdateringer",
+        "digest": "oppsummeringen på e-post",
     },
     "en": {
         "like": "likes of your posts",
@@ -193,6 +194,7 @@ _KIND_NAMES: dict[str, dict[str, str]] = {
         "follow": "new followers",
         "praise": "praise",
         "campaign_update": "campaign updates",
+        "digest": "the summary email",
     },
 }
 _PAGE_LANGUAGES = {"nb": "nb", "nn": "nb", "no": "nb", "en": "en"}

@@ -97,7 +97,5 @@ async def unsubscribe(
         if turned_off:
             await emails.choose_channels(conn, recipient_id, dict.fromkeys(turned_off, "in_app"), now=now)
     if kind == DIGEST:
-        # The answer's kind is one settings kind; for a digest it names the first kind it took out of it.
-        named = turned_off[0] if turned_off else "campaign_update"
-        return Unsubscribed(kind=named, channel="in_app")
+        return Unsubscribed(kind="digest", channel="in_app")
     return Unsubscribed(kind=kind, channel=current[kind] if not turned_off else "in_app")

@@ -559,7 +559,7 @@ async def test_unsubscribing_from_the_digest_takes_every_kind_out_of_it(world: W
     settings = world.settings()
     token = make_token(settings, recipient_id=person, kind="digest", now=datetime.now(UTC))
     answer = await unsubscribe(world.pool, settings, token)
-    assert answer.channel == "in_app"
+    assert (answer.kind, answer.channel) == ("digest", "in_app")
     async with world.pool.acquire() as conn:
         channels = await conn.fetchval("SELECT channels FROM notification_settings WHERE recipient_id = $1", person)
     # campaign_update goes to the digest by default; what was off stays off.
