@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The backend services behind the gateway, each with a `<name>_url` setting below.
-BACKEND_SERVICES: tuple[str, ...] = ("people", "posts", "reactions", "notifications", "feeds", "search")
+BACKEND_SERVICES: tuple[str, ...] = ("people", "posts", "reactions", "notifications", "feeds", "search", "webhooks")
 
 DEVELOPMENT_JWT_SECRET = "tillit-development-secret-do-not-use-in-production"
 DEVELOPMENT_UNSUBSCRIBE_SECRET = "tillit-development-unsubscribe-secret"
@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     notifications_url: str = "http://127.0.0.1:8004"
     feeds_url: str = "http://127.0.0.1:8005"
     search_url: str = "http://127.0.0.1:8006"
+    webhooks_url: str = "http://127.0.0.1:8007"
 
     # Broker tuning: a message is dead-lettered after this many failed deliveries.
     delivery_limit: int = Field(5, ge=1)
@@ -64,6 +65,19 @@ class Settings(BaseSettings):
     # hosts live Q&A and sees participation insight.
     moderator_group: str = Field("moderators", description="members of this group moderate")
     leader_group: str = Field("leaders", description="members of this group lead")
+
+    # Signed webhooks (docs/webhooks.md): who manages subscriptions, how deliveries are retried and when a
+    # subscription that keeps failing is disabled.
+    webhook_admin_group: str = Field("integrations", description="members of this group manage webhooks")
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="how long one delivery attempt may take")
+    webhook_retry_base_seconds: float = Field(10.0, gt=0, description="the first retry's delay; doubled each time")
+    webhook_retry_cap_seconds: float = Field(3600.0, gt=0, description="the longest delay between two attempts")
+    webhook_max_attempts: int = Field(30, ge=1, description="attempts of one delivery before it is given up")
+    webhook_disable_after_failures: int = Field(20, ge=1, description="consecutive failed attempts that disable")
+    webhook_disable_after_seconds: float = Field(
+        3600.0, ge=0, description="...and only once the subscription has been failing for at least this long"
+    )
+    webhook_concurrency: int = Field(16, ge=1, description="deliveries in flight per replica")
 
     db_pool_size: int = Field(10, ge=1)
     max_body_bytes: int = Field(128 * 1024, ge=1024)
