@@ -112,7 +112,11 @@ def test_tokens_verify_with_issuer_and_audience_when_configured() -> None:
 def test_production_refuses_the_development_secret() -> None:
     with pytest.raises(ValidationError, match="JWT_SECRET"):
         Settings(TILLIT_ENV="production")
-    production = Settings(TILLIT_ENV="production", JWT_SECRET="a-real-secret-of-some-length")
+    with pytest.raises(ValidationError, match="UNSUBSCRIBE_SECRET"):
+        Settings(TILLIT_ENV="production", JWT_SECRET="a-real-secret-of-some-length")
+    production = Settings(
+        TILLIT_ENV="production", JWT_SECRET="a-real-secret-of-some-length", UNSUBSCRIBE_SECRET="another-real-one"
+    )
     assert production.dev_signin_enabled is False
     assert Settings(JWT_ISSUER="https://idp.example").dev_signin_enabled is False
 
