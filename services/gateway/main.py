@@ -8,9 +8,8 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, RedirectResponse
 
-from services.gateway import campaigns, insight, sharing
+from services.gateway import campaigns, insight, sharing, web
 from services.gateway.api import dev_router, router
 from services.gateway.fastpath import ReactionFastPath
 from services.gateway.service import ProfileSync
@@ -63,19 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.dev_signin_enabled:
         app.include_router(dev_router)
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
-
-    @app.get("/posts/{post_id}", include_in_schema=False)
-    async def post_link(post_id: str) -> HTMLResponse:
-        # Where links in emails point. The reference web client takes this over; until then, say where
-        # the post can be read.
-        return HTMLResponse(
-            "<!doctype html><title>Tillit</title><h1>Tillit</h1>"
-            f"<p>This post is available from the API at <code>/api/posts/{post_id}</code>; see <a href='/docs'>"
-            "the API documentation</a>.</p>"
-        )
+    # The reference web client at / and every route it draws (/posts/{id} is where emails link).
+    web.install(app)
 
     return app
 
