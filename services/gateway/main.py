@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from services.gateway import campaigns, insight, sharing, web
+from services.gateway import campaigns, insight, sharing, web, webhooks
 from services.gateway.api import dev_router, router
 from services.gateway.fastpath import ReactionFastPath
 from services.gateway.service import ProfileSync
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last, so it runs first: likes skip FastAPI's stack (fastpath.py says why).
     app.add_middleware(ReactionFastPath, verifier=app.state.verifier, profiles=app.state.profiles, upstreams=upstreams)
     app.include_router(router)
-    for area in (sharing, campaigns, insight):
+    for area in (sharing, campaigns, insight, webhooks):
         app.include_router(area.router)
     if settings.dev_signin_enabled:
         app.include_router(dev_router)
