@@ -209,6 +209,12 @@ class System:
             "OUTBOX_POLL_SECONDS": "0.5",
             # Emails that wait for the reader (all but favourites) wait 2 s here rather than 2 minutes.
             "EMAIL_WINDOW_SECONDS": "2",
+            # Webhook retries within a second, and a subscription disabled after 5 failures in a row.
+            "WEBHOOK_RETRY_BASE_SECONDS": "0.2",
+            "WEBHOOK_RETRY_CAP_SECONDS": "1",
+            "WEBHOOK_DISABLE_AFTER_FAILURES": "5",
+            "WEBHOOK_DISABLE_AFTER_SECONDS": "0",
+            "WEBHOOK_TIMEOUT_SECONDS": "3",
             # Small pools: a test run starts more than one system, and PostgreSQL allows 100 connections.
             "DB_POOL_SIZE": "4",
             "PYTHONUNBUFFERED": "1",
