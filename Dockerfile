@@ -34,7 +34,7 @@ ENV PATH="/venv/bin:$PATH" \
     BIND_HOST=0.0.0.0
 USER tillit:tillit
 # The gateway listens on GATEWAY_PORT, each backend on the port of its own <NAME>_URL (shared/settings.py).
-EXPOSE 8000 8001 8002 8003 8004 8005 8006
+EXPOSE 8000 8001 8002 8003 8004 8005 8006 8007
 # Liveness of whichever service runs here: healthcheck.py finds its port and path from the same settings.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 CMD ["python", "/app/healthcheck.py"]
 ENTRYPOINT ["/app/entrypoint.sh"]
