@@ -6,6 +6,10 @@ and the effects together, so an event delivered twice is applied once; each mess
 after its batch has committed. A transient failure (database or broker away) holds the batch and
 retries it with backoff, without counting toward the delivery limit. Any other failure isolates the
 event at fault; it is redelivered until the delivery limit, then dead-lettered with the error.
+
+Each batch runs in the trace of its events (the AMQP header `traceparent`, or the envelope's), so the lines
+it logs and the events its handler publishes carry that trace. A batch whose events come from several traces
+(under load, most do) runs in a trace of its own, and its log line names the trace of each event.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -24,10 +28,12 @@ import asyncpg
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 from pydantic import ValidationError
 
+from shared import tracing
 from shared.broker import Topology
 from shared.db import Connection
 from shared.events import Event, EventType, parse_event
 from shared.logs import event_context
+from shared.metrics import BATCH_SIZE, DEAD_LETTERS, EVENTS_CONSUMED, HANDLER_DURATION
 from shared.retry import backoff_seconds, is_transient
 
 log = logging.getLogger(__name__)
@@ -58,6 +64,7 @@ class ConsumerStats:
 class _Delivery:
     event: Event
     message: AbstractIncomingMessage
+    traceparent: str | None = None
 
 
 async def claim_inbox(conn: Connection, consumer: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
@@ -111,15 +118,20 @@ class ConsumerRunner:
         self._worker = asyncio.create_task(self._apply_batches(), name=f"consumer-{self.consumer.name}")
         self._consumer_tag = await self._queue.consume(self._on_message)
 
-    async def stop(self) -> None:
+    async def stop(self, *, grace_seconds: float = 10.0) -> None:
         """Stop taking messages, finish and ack what was taken, then close; nothing in flight is lost."""
         if self._queue is not None and self._consumer_tag is not None:
             with contextlib.suppress(Exception):
                 await self._queue.cancel(self._consumer_tag)
         self._stopping = True
         # Bounded: a batch stuck on a database that stays away is redelivered after we close instead.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._deliveries.join(), timeout=10)
+        try:
+            await asyncio.wait_for(self._deliveries.join(), timeout=grace_seconds)
+        except TimeoutError:
+            log.warning(
+                "consumer stopped with messages unapplied; the broker redelivers them",
+                extra={"consumer": self.consumer.name, "unapplied": self._deliveries.qsize()},
+            )
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -132,7 +144,7 @@ class ConsumerRunner:
         try:
             event = parse_event(message.body)
         except (ValidationError, ValueError) as exc:
-            await self._dead_letter(message, reason=f"malformed event: {_short(exc)}")
+            await self._dead_letter(message, reason=f"malformed event: {_short(exc)}", cause="malformed")
             return
         if event.type not in self.consumer.event_types:
             # The routing key is the event type, and handlers are written for the types bound; an envelope
@@ -140,9 +152,12 @@ class ConsumerRunner:
             # this check the handler failed on it `delivery_limit` times, each time splitting its batch, and
             # the dead letter's reason was a bare "AssertionError".
             reason = f"malformed event: type {event.type} arrived with routing key {message.routing_key}"
-            await self._dead_letter(message, reason=reason)
+            await self._dead_letter(message, reason=reason, cause="malformed")
             return
-        await self._deliveries.put(_Delivery(event, message))
+        traceparent = (message.headers or {}).get("traceparent") or event.envelope.traceparent
+        if isinstance(traceparent, bytes):
+            traceparent = traceparent.decode("latin-1")
+        await self._deliveries.put(_Delivery(event, message, traceparent if isinstance(traceparent, str) else None))
 
     async def _next_batch(self) -> list[_Delivery]:
         batch = [await self._deliveries.get()]
@@ -172,33 +187,38 @@ class ConsumerRunner:
                     self._deliveries.task_done()
 
     async def _apply(self, batch: list[_Delivery]) -> None:
-        try:
-            await self._apply_with_retries(batch)
-        except Exception as exc:
-            if len(batch) == 1:
-                await self._reject(batch[0], exc)
+        with tracing.span(_common_traceparent(batch)):
+            try:
+                await self._apply_with_retries(batch)
+            except Exception as exc:
+                if len(batch) == 1:
+                    await self._reject(batch[0], exc)
+                    return
+            else:
+                await self._ack(batch)
                 return
-            # Something in the batch is at fault: apply one by one so only that event pays for it.
-            for delivery in batch:
+        # Something in the batch is at fault: apply one by one so only that event pays for it.
+        for delivery in batch:
+            with tracing.span(delivery.traceparent):
                 try:
                     await self._apply_with_retries([delivery])
                 except Exception as single_exc:
                     await self._reject(delivery, single_exc)
                 else:
                     await self._ack([delivery])
-            return
-        await self._ack(batch)
 
     async def _apply_with_retries(self, batch: list[_Delivery]) -> None:
-        unique: dict[uuid.UUID, Event] = {}
+        unique: dict[uuid.UUID, _Delivery] = {}
         for delivery in batch:
-            unique.setdefault(delivery.event.id, delivery.event)
+            unique.setdefault(delivery.event.id, delivery)
+        name = self.consumer.name
         attempt = 0
         while True:
+            started = time.perf_counter()
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
-                    fresh = await claim_inbox(conn, self.consumer.name, list(unique))
-                    events = [event for event_id, event in unique.items() if event_id in fresh]
+                    fresh = await claim_inbox(conn, name, list(unique))
+                    events = [delivery.event for event_id, delivery in unique.items() if event_id in fresh]
                     if events:
                         await self.consumer.handle(conn, events)
             except Exception as exc:
@@ -206,6 +226,7 @@ class ConsumerRunner:
                     raise
                 attempt += 1
                 self.stats.retries += 1
+                _count(name, (d.event for d in batch), "retried")
                 log.warning(
                     "transient failure, retrying batch",
                     extra={
@@ -217,15 +238,39 @@ class ConsumerRunner:
                 )
                 await asyncio.sleep(backoff_seconds(attempt))
                 continue
+            elapsed = time.perf_counter() - started
+            HANDLER_DURATION.labels(name).observe(elapsed)
+            BATCH_SIZE.labels(name).observe(len(batch))
             self.stats.consumed += len(events)
             self.stats.duplicates += len(batch) - len(events)
             self.stats.last_batch_at = time.time()
             for event in events:
                 self.stats.by_type[event.type] = self.stats.by_type.get(event.type, 0) + 1
-                if log.isEnabledFor(logging.DEBUG):
-                    with event_context(event.id):
-                        log.debug("event applied", extra={"consumer": self.consumer.name, "type": event.type})
+            _count(name, events, "applied")
+            if len(events) < len(batch):
+                _count(name, (d.event for d in batch if d.event.id not in fresh), "duplicate")
+            if log.isEnabledFor(logging.INFO):
+                self._log_batch(unique, fresh, duplicates=len(batch) - len(events), elapsed=elapsed)
             return
+
+    def _log_batch(
+        self, unique: dict[uuid.UUID, _Delivery], fresh: set[uuid.UUID], *, duplicates: int, elapsed: float
+    ) -> None:
+        applied = [delivery for event_id, delivery in unique.items() if event_id in fresh]
+        extra: dict[str, object] = {
+            "consumer": self.consumer.name,
+            "applied": len(applied),
+            "duplicates": duplicates,
+            "duration_ms": round(elapsed * 1000, 2),
+            "event_ids": [str(d.event.id) for d in applied],
+            "types": sorted({str(d.event.type) for d in applied}),
+            # The trace of each event applied (the batch's own trace_id is the line's): a like followed
+            # across services is found here even when its event shared a batch with others.
+            "trace_ids": sorted({t for d in applied if (t := tracing.trace_id_of(d.traceparent))}),
+        }
+        if len(applied) == 1:
+            extra["event_id"] = str(applied[0].event.id)
+        log.info("batch applied", extra=extra)
 
     async def _ack(self, batch: list[_Delivery]) -> None:
         for delivery in batch:
@@ -239,8 +284,14 @@ class ConsumerRunner:
         with event_context(delivery.event.id):
             deliveries = _delivery_count(delivery.message) + 1
             if deliveries >= self._topology.delivery_limit:
-                await self._dead_letter(delivery.message, reason=f"handler failed {deliveries} times: {_short(exc)}")
+                await self._dead_letter(
+                    delivery.message,
+                    reason=f"handler failed {deliveries} times: {_short(exc)}",
+                    cause="handler_failed",
+                    event_type=str(delivery.event.type),
+                )
                 return
+            _count(self.consumer.name, [delivery.event], "requeued")
             log.exception(
                 "handler failed; message requeued",
                 exc_info=exc,
@@ -250,10 +301,16 @@ class ConsumerRunner:
                 # basic.reject counts toward the quorum queue's delivery limit on every RabbitMQ version.
                 await delivery.message.reject(requeue=True)
 
-    async def _dead_letter(self, message: AbstractIncomingMessage, *, reason: str) -> None:
+    async def _dead_letter(
+        self, message: AbstractIncomingMessage, *, reason: str, cause: str, event_type: str | None = None
+    ) -> None:
         """Move a message to this consumer's dead-letter queue with the reason; ack only once it is there."""
         assert self._channel is not None
         self.stats.dead_lettered += 1
+        DEAD_LETTERS.labels(self.consumer.name, cause).inc()
+        # A malformed message's routing key is whatever its publisher chose: only known types become labels.
+        known = event_type or (message.routing_key if message.routing_key in _EVENT_TYPES else "unknown")
+        EVENTS_CONSUMED.labels(self.consumer.name, known, "dead_lettered").inc()
         log.error(
             "dead-lettering message",
             extra={"consumer": self.consumer.name, "reason": reason, "event_id": message.message_id},
@@ -290,6 +347,29 @@ class ConsumerRunner:
             return
         with contextlib.suppress(Exception):
             await message.ack()
+
+
+_EVENT_TYPES = frozenset(str(t) for t in EventType)
+
+
+def _count(consumer: str, events: Iterable[Event], outcome: str) -> None:
+    by_type: dict[str, int] = {}
+    for event in events:
+        by_type[event.type] = by_type.get(event.type, 0) + 1
+    for event_type, n in by_type.items():
+        EVENTS_CONSUMED.labels(consumer, event_type, outcome).inc(n)
+
+
+def _common_traceparent(batch: Sequence[_Delivery]) -> str | None:
+    """The trace to continue for a batch: its events' one trace, or None (a new trace) when they have several."""
+    first = batch[0].traceparent
+    trace_id = tracing.trace_id_of(first)
+    if trace_id is None:
+        return None
+    for delivery in batch[1:]:
+        if tracing.trace_id_of(delivery.traceparent) != trace_id:
+            return None
+    return first
 
 
 def _delivery_count(message: AbstractIncomingMessage) -> int:

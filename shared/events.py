@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared import tracing
+
 T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
 
@@ -394,6 +396,14 @@ class Envelope(BaseModel):
     subject: str = Field(description="what the event is about, e.g. the post id", min_length=1)
     time: datetime = Field(default_factory=lambda: datetime.now(UTC))
     datacontenttype: Literal["application/json"] = "application/json"
+    # The Distributed Tracing extension of CloudEvents: the W3C trace context of the request or event that led
+    # to this one (also the AMQP header `traceparent`). Left out of the JSON when there is none.
+    traceparent: str | None = Field(
+        None,
+        description="W3C traceparent of the trace this event belongs to (CloudEvents Distributed Tracing extension)",
+        max_length=512,
+        exclude_if=lambda value: value is None,
+    )
     data: dict[str, Any]
 
     def payload(self) -> Contract:
@@ -421,7 +431,13 @@ class Event(BaseModel):
 def new_envelope(event_type: EventType, *, source: str, subject: str, data: Contract) -> Envelope:
     if not isinstance(data, DATA_MODELS[event_type]):
         raise TypeError(f"{event_type} carries {DATA_MODELS[event_type].__name__}, not {type(data).__name__}")
-    return Envelope(type=event_type, source=source, subject=subject, data=data.model_dump(mode="json"))
+    return Envelope(
+        type=event_type,
+        source=source,
+        subject=subject,
+        data=data.model_dump(mode="json"),
+        traceparent=tracing.current_traceparent(),
+    )
 
 
 def parse_event(body: bytes) -> Event:

@@ -1,7 +1,10 @@
-"""HTTP conventions of every service: RFC 9457 problem details and a request body limit."""
+"""HTTP conventions of every service: RFC 9457 problem details, a request body limit, and the trace and
+metrics of every request."""
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,6 +12,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, ORJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared import tracing
+from shared.metrics import HTTP_REQUEST_DURATION
+
+log = logging.getLogger("tillit.http")
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -164,3 +172,68 @@ class BodyLimitMiddleware:
 
 async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
+
+
+# Where a request that no route took is counted: its path would make one series per URL.
+UNMATCHED_ROUTE = "unmatched"
+# Probes and scrapes: counted, but not logged line by line.
+_QUIET_PATHS = frozenset(("/health", "/ready", "/metrics", "/api/health", "/api/ready"))
+
+
+class RequestTelemetry:
+    """Continues the caller's trace (`traceparent`) or starts one for the request, times it into
+    tillit_http_request_duration_seconds by route template, and logs one line for it at INFO.
+
+    Pure ASGI, and meant to be the outermost middleware, so it sees every request, including those a fast
+    path answers before FastAPI routes them: such a path names its route in `scope["tillit.route"]`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for name, value in scope["headers"]:
+            if name == b"traceparent":
+                incoming = value
+                break
+        token = tracing.activate(tracing.continue_from(incoming))
+        started = time.perf_counter()
+        status = 500  # unless the app answers: an exception that escaped it, or a client gone mid-request
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = route_template(scope)
+            HTTP_REQUEST_DURATION.labels(scope["method"], route, str(status)).observe(elapsed)
+            if log.isEnabledFor(logging.INFO) and scope["path"] not in _QUIET_PATHS:
+                log.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "route": route,
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )
+            tracing.deactivate(token)
+
+
+def route_template(scope: Scope) -> str:
+    """The route's path template (/posts/{post_id}/like), never the path itself."""
+    named = scope.get("tillit.route")
+    if named is not None:
+        return str(named)
+    route = scope.get("route")
+    path = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return str(path) if path else UNMATCHED_ROUTE

@@ -1,4 +1,6 @@
-"""Structured JSON logs; every line written while handling an event carries its id."""
+"""Structured JSON logs. Every line carries the service; a line written while handling a request or an event
+carries the trace (`trace_id`, `span_id`, shared/tracing.py), and one written while handling an event its
+`event_id`."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import uuid
 from collections.abc import Iterator
 
 from pythonjsonlogger.json import JsonFormatter
+
+from shared import tracing
 
 _event_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("event_id", default=None)
 _service: contextvars.ContextVar[str | None] = contextvars.ContextVar("service", default=None)
@@ -25,6 +29,10 @@ class _ContextFilter(logging.Filter):
         event_id = _event_id.get()
         if event_id is not None and not hasattr(record, "event_id"):
             record.event_id = event_id
+        span = tracing.current()
+        if span is not None and not hasattr(record, "trace_id"):
+            record.trace_id = span.trace_id
+            record.span_id = span.span_id
         return True
 
 

@@ -3,6 +3,9 @@
 The relay takes a batch with FOR UPDATE SKIP LOCKED (so replicas share the work), publishes it with
 publisher confirms and persistent delivery, and deletes the rows in the same transaction. A crash
 between publish and commit publishes the batch again: delivery is at least once, and consumers dedupe.
+
+Each row keeps the trace context it was written in, published as the AMQP header `traceparent`, so the
+consumers of the event continue the trace of the request that caused it.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractRobustConnection
 
+from shared import tracing
 from shared.broker import Topology, open_publishing_channel
 from shared.db import Connection, listen_forever
 from shared.events import Envelope
+from shared.metrics import OUTBOX_PUBLISH_DURATION, OUTBOX_PUBLISHED, OutboxState
 from shared.retry import backoff_seconds, is_transient
 
 log = logging.getLogger(__name__)
@@ -28,10 +33,11 @@ log = logging.getLogger(__name__)
 async def add_to_outbox(conn: Connection, envelope: Envelope) -> None:
     """Queue an event for publishing; call inside the transaction that writes the business rows."""
     await conn.execute(
-        "INSERT INTO outbox (event_id, routing_key, body) VALUES ($1, $2, $3)",
+        "INSERT INTO outbox (event_id, routing_key, body, traceparent) VALUES ($1, $2, $3, $4)",
         envelope.id,
         str(envelope.type),
         envelope.model_dump_json().encode(),
+        envelope.traceparent or tracing.current_traceparent(),
     )
 
 
@@ -62,22 +68,29 @@ class OutboxRelay:
         self._listener_task: asyncio.Task[None] | None = None
         self.published = 0
         self.last_published_at: float | None = None
+        self.state = OutboxState()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
         self._listener_task = asyncio.create_task(self._listen(), name=f"outbox-listen-{self._schema}")
 
-    async def stop(self) -> None:
-        """Finish the batch in flight, then stop; what is left stays in the table for the next start."""
+    async def stop(self, *, grace_seconds: float = 5.0) -> None:
+        """Finish the batch in flight and publish what the consumers wrote while stopping, for at most
+        `grace_seconds`; what is left stays in the table for the next start (or another replica). Cut off
+        mid-batch, the batch's transaction rolls back and it is published again later: consumers dedupe."""
         self._stopping = True
         self._wake.set()
-        for task in (self._listener_task, self._task):
-            if task is None:
-                continue
-            if task is self._listener_task:
-                task.cancel()
+        if self._listener_task is not None:
+            self._listener_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self._listener_task
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, grace_seconds)
+            except TimeoutError:
+                log.warning("outbox relay did not finish within %.0f s; the rest is published later", grace_seconds)
+            except asyncio.CancelledError:
+                pass
 
     async def _listen(self) -> None:
         await listen_forever(
@@ -86,12 +99,14 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         channel = None
+        exchange: aio_pika.abc.AbstractExchange | None = None
         attempt = 0
         while not self._stopping:
             try:
                 if channel is None or channel.is_closed:
                     channel = await open_publishing_channel(self._connection)
                     exchange = await self._topology.declare_exchanges(channel)
+                assert exchange is not None
                 published = await self._publish_batch(exchange)
                 attempt = 0
                 if published >= self._batch_size:
@@ -109,11 +124,18 @@ class OutboxRelay:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+        if channel is not None and not channel.is_closed and exchange is not None:
+            # The consumers stopped before the relay: publish what their last batches wrote, so it does not
+            # wait for the next start.
+            with contextlib.suppress(Exception):
+                while await self._publish_batch(exchange) >= self._batch_size:
+                    pass
         if channel is not None and not channel.is_closed:
             with contextlib.suppress(Exception):
                 await channel.close()
 
     async def _publish_batch(self, exchange: aio_pika.abc.AbstractExchange) -> int:
+        started = time.perf_counter()
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 "SELECT id, event_id, routing_key, body, traceparent FROM outbox"
@@ -126,6 +148,9 @@ class OutboxRelay:
             await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [row["id"] for row in rows])
         self.published += len(rows)
         self.last_published_at = time.time()
+        OUTBOX_PUBLISH_DURATION.observe(time.perf_counter() - started)
+        for row in rows:
+            OUTBOX_PUBLISHED.labels(row["routing_key"]).inc()
         return len(rows)
 
     async def _publish(self, exchange: aio_pika.abc.AbstractExchange, row: asyncpg.Record) -> None:
@@ -147,3 +172,24 @@ class OutboxRelay:
     async def backlog(self) -> int:
         async with self._pool.acquire() as conn:
             return int(await conn.fetchval("SELECT count(*) FROM outbox"))
+
+    async def refresh_state(self) -> OutboxState:
+        """Read the backlog and the age of the oldest row, for the metrics; the state is emptied (no sample)
+        when the database does not answer in time."""
+        try:
+            async with self._pool.acquire(timeout=2) as conn:
+                row = await conn.fetchrow(
+                    "SELECT count(*) AS backlog,"
+                    " COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(created_at)), 0)::float8 AS age"
+                    " FROM outbox",
+                    timeout=2,
+                )
+        except Exception as exc:
+            log.warning("could not read the outbox for metrics: %r", exc)
+            self.state.backlog = None
+            return self.state
+        assert row is not None
+        self.state.backlog = int(row["backlog"])
+        self.state.oldest_age_seconds = max(0.0, float(row["age"]))
+        self.state.read_at = time.time()
+        return self.state

@@ -21,14 +21,15 @@ import asyncpg
 import uvicorn
 from aio_pika.abc import AbstractRobustConnection
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from shared import broker, db
 from shared.auth import TokenVerifier
 from shared.consumer import ConsumerRunner, EventConsumer
 from shared.db import Connection
-from shared.http import BodyLimitMiddleware, install_problem_handlers
+from shared.http import BodyLimitMiddleware, RequestTelemetry, install_problem_handlers
 from shared.logs import configure_logging
+from shared.metrics import OutboxCollector, WorkerStatsCollector, app_registry, metrics_response
 from shared.outbox import OutboxRelay
 from shared.retry import backoff_seconds
 from shared.settings import Settings, get_settings
@@ -36,6 +37,17 @@ from shared.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_SECONDS = 60
+
+# SIGTERM: uvicorn stops accepting connections and gives the requests in flight HTTP_DRAIN_SECONDS, then the
+# lifespan stops the runtime: consumers finish and ack the batches they hold (CONSUMER_DRAIN_SECONDS, all at
+# once), the relay publishes what they wrote (RELAY_DRAIN_SECONDS), the connections close. A process is gone
+# within SHUTDOWN_BOUND_SECONDS, inside Kubernetes' default grace period of 30 s; whatever was cut off is
+# redelivered or republished and deduplicated, never lost.
+HTTP_DRAIN_SECONDS = 8
+CONSUMER_DRAIN_SECONDS = 8
+RELAY_DRAIN_SECONDS = 4
+POOL_CLOSE_SECONDS = 3
+SHUTDOWN_BOUND_SECONDS = HTTP_DRAIN_SECONDS + CONSUMER_DRAIN_SECONDS + RELAY_DRAIN_SECONDS + POOL_CLOSE_SECONDS + 2
 
 
 class BackgroundWorker(Protocol):
@@ -103,20 +115,31 @@ class Runtime:
         log.info("service started", extra={"consumers": [c.queue_name for c in self.consumers]})
 
     async def stop(self) -> None:
-        """Consumers first (they finish and ack what they hold), then the relay, then the connections."""
-        for worker in self.background:
-            await worker.stop()
-        for runner in self.consumers:
-            await runner.stop()
+        """Consumers and workers first, together (they finish and ack what they hold), then the relay (it
+        publishes what they wrote), then the connections; each step bounded (HTTP_DRAIN_SECONDS above)."""
+        started = time.monotonic()
+
+        async def bounded(stop: Awaitable[None], what: str) -> None:
+            try:
+                await asyncio.wait_for(stop, timeout=CONSUMER_DRAIN_SECONDS)
+            except TimeoutError:
+                log.warning("%s did not stop within %s s", what, CONSUMER_DRAIN_SECONDS)
+            except Exception:
+                log.exception("%s failed to stop", what)
+
+        await asyncio.gather(
+            *(bounded(worker.stop(), type(worker).__name__) for worker in self.background),
+            *(runner.stop(grace_seconds=CONSUMER_DRAIN_SECONDS) for runner in self.consumers),
+        )
         if self.relay is not None:
-            await self.relay.stop()
+            await self.relay.stop(grace_seconds=RELAY_DRAIN_SECONDS)
         if self.connection is not None:
             with contextlib.suppress(Exception):
-                await self.connection.close()
+                await asyncio.wait_for(self.connection.close(), timeout=POOL_CLOSE_SECONDS)
         if self.pool is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.pool.close(), timeout=5)
-        log.info("service stopped")
+                await asyncio.wait_for(self.pool.close(), timeout=POOL_CLOSE_SECONDS)
+        log.info("service stopped", extra={"stop_seconds": round(time.monotonic() - started, 3)})
 
     async def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
@@ -211,7 +234,13 @@ def create_service_app(definition: ServiceDefinition, settings: Settings | None 
     app.state.verifier = TokenVerifier(settings)
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Added last, so it runs first: it sees every request, also those refused by the body limit.
+    app.add_middleware(RequestTelemetry)
     app.include_router(definition.router)
+    registry = app_registry(
+        OutboxCollector(lambda: runtime.relay.state if runtime.relay else None),
+        WorkerStatsCollector(lambda: runtime.background),
+    )
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
@@ -222,6 +251,12 @@ def create_service_app(definition: ServiceDefinition, settings: Settings | None 
         checks = await runtime.readiness()
         ok = all(value == "ok" for value in checks.values())
         return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        if runtime.relay is not None:
+            await runtime.relay.refresh_state()
+        return metrics_response([registry])
 
     @app.get("/stats", include_in_schema=False)
     async def stats() -> dict[str, Any]:
@@ -253,5 +288,5 @@ def run_service(name: str, app_factory: Callable[[], FastAPI]) -> None:
         http="httptools",
         access_log=False,
         log_config=None,
-        timeout_graceful_shutdown=15,
+        timeout_graceful_shutdown=HTTP_DRAIN_SECONDS,
     )

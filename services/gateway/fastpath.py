@@ -24,6 +24,8 @@ from shared.http import ProblemError, problem_response
 _REACTION_PATH = re.compile(
     r"/api/posts/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/(like|favourite)"
 )
+# The routes' templates as FastAPI declares them, for the request metrics (shared/http.py RequestTelemetry).
+_ROUTE_TEMPLATES = {kind: f"/api/posts/{{post_id}}/{kind}" for kind in ("like", "favourite")}
 
 
 class ReactionFastPath:
@@ -43,6 +45,7 @@ class ReactionFastPath:
                 except ProblemError:
                     claims = None  # FastAPI's route answers with the problem details
                 if claims is not None:
+                    scope["tillit.route"] = _ROUTE_TEMPLATES[match[2]]
                     await self._forward(scope, send, claims, token, f"/posts/{match[1]}/{match[2]}")
                     return
         await self.app(scope, receive, send)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 
 from services.gateway import campaigns, insight, sharing, web, webhooks
 from services.gateway.api import dev_router, router
@@ -17,8 +17,10 @@ from services.gateway.stream import LiveNotifications
 from services.gateway.upstream import Upstreams
 from shared.auth import TokenVerifier
 from shared.broker import Topology
-from shared.http import BodyLimitMiddleware, install_problem_handlers
+from shared.http import BodyLimitMiddleware, RequestTelemetry, install_problem_handlers
 from shared.logs import configure_logging
+from shared.metrics import metrics_response
+from shared.runtime import HTTP_DRAIN_SECONDS
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Added last, so it runs first: likes skip FastAPI's stack (fastpath.py says why).
     app.add_middleware(ReactionFastPath, verifier=app.state.verifier, profiles=app.state.profiles, upstreams=upstreams)
+    # Outermost: every request gets its trace and is counted, the fast path's likes included.
+    app.add_middleware(RequestTelemetry)
+    app.add_api_route("/metrics", lambda: metrics_response(), include_in_schema=False, response_class=Response)
     app.include_router(router)
     for area in (sharing, campaigns, insight, webhooks):
         app.include_router(area.router)
@@ -79,5 +84,5 @@ def main() -> None:
         http="httptools",
         access_log=False,
         log_config=None,
-        timeout_graceful_shutdown=15,
+        timeout_graceful_shutdown=HTTP_DRAIN_SECONDS,
     )

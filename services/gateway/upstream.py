@@ -15,6 +15,7 @@ import aiohttp
 import orjson
 from fastapi import Response
 
+from shared import tracing
 from shared.http import ProblemError
 from shared.settings import BACKEND_SERVICES, Settings
 
@@ -74,6 +75,10 @@ class Upstreams:
     ) -> UpstreamReply:
         assert self._session is not None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # The request's trace goes on to the service (W3C Trace Context; shared/tracing.py).
+        traceparent = tracing.current_traceparent()
+        if traceparent is not None:
+            headers["traceparent"] = traceparent
         if body is not None:
             headers["Content-Type"] = "application/json"
         try:
