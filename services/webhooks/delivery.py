@@ -98,12 +98,16 @@ class DeliveryWorker:
         self._session: aiohttp.ClientSession | None = None
         self.stats = DeliveryStats()
 
-    async def start(self) -> None:
+    def open(self) -> None:
+        """The HTTP client only: what `deliver_due` needs (tests call it without starting the loop)."""
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self._settings.webhook_timeout_seconds),
             connector=aiohttp.TCPConnector(limit=self._concurrency * 2, limit_per_host=self._concurrency),
             skip_auto_headers=("User-Agent",),
         )
+
+    async def start(self) -> None:
+        self.open()
         self._tasks = [
             asyncio.create_task(self._run(), name="webhook-delivery"),
             asyncio.create_task(
@@ -118,12 +122,13 @@ class DeliveryWorker:
         """Let attempts in flight finish (each is bounded by the timeout), then stop; leases return the rest."""
         self._stopping = True
         self._wake.set()
-        run, listen = self._tasks
-        listen.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await listen
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(run, timeout=1)
+        if self._tasks:
+            run, listen = self._tasks
+            listen.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listen
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(run, timeout=1)
         if self._in_flight:
             await asyncio.wait(self._in_flight, timeout=min(10.0, self._settings.webhook_timeout_seconds + 1))
         for task in self._in_flight:
