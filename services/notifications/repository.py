@@ -448,7 +448,7 @@ async def inbox_page(
     else:
         after_clause, args = "AND (n.updated_at, n.id) < ($3, $4)", [recipient_id, limit, after[0], after[1]]
     return await conn.fetch(
-        _RENDERED.format(actor_limit=1_000_000)
+        _RENDERED.format(_UNSEEN=_UNSEEN, actor_limit=1_000_000)
         + f""" WHERE n.recipient_id = $1 AND actors.count > 0 AND NOT hidden.post {after_clause}
                ORDER BY n.updated_at DESC, n.id DESC
                LIMIT $2""",
@@ -459,9 +459,9 @@ async def inbox_page(
 async def count_unread(conn: Connection, recipient_id: str) -> int:
     return int(
         await conn.fetchval(
-            """SELECT count(*) FROM notifications n
+            f"""SELECT count(*) FROM notifications n
                WHERE n.recipient_id = $1 AND n.read_at IS NULL
-                 AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.id = n.post_id AND p.hidden)
+                 AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.id = n.post_id AND {_UNSEEN})
                  AND EXISTS (SELECT 1 FROM notification_actors a
                              WHERE a.notification_id = n.id AND NOT silenced(n.recipient_id, a.actor_id))""",
             recipient_id,
@@ -540,6 +540,9 @@ async def silenced_pairs(conn: Connection, pairs: Sequence[tuple[str, str]]) -> 
 
 # The change stream (services.notifications.changes).
 
+# A post the recipient of a notification about it must not be shown (p: the post, n: the notification).
+_UNSEEN = "(p.hidden OR (p.audience IS NOT NULL AND NOT may_see(n.recipient_id, p.author_id, p.audience)))"
+
 # One notification as its reader sees it: the actors they have not silenced, newest first (the first
 # `actor_limit`), and how many there are in all.
 _RENDERED = """
@@ -547,8 +550,9 @@ _RENDERED = """
            n.seq, n.detail, CASE WHEN hidden.post THEN 0 ELSE actors.count END AS actor_count,
            actors.list AS actors
     FROM notifications n
-    -- A post a moderator hid takes its notifications with it (actor_count 0: not shown), until restored.
-    CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM posts p WHERE p.id = n.post_id AND p.hidden) AS post) hidden
+    -- A post its reader may no longer see (its audience narrowed, a follow ended) or a moderator hid takes
+    -- its notifications with it (actor_count 0: not shown), until it is visible again.
+    CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM posts p WHERE p.id = n.post_id AND {_UNSEEN}) AS post) hidden
     CROSS JOIN LATERAL (
         SELECT coalesce(jsonb_agg(jsonb_build_object('id', v.actor_id, 'name', coalesce(d.name, ''))
                                   ORDER BY v.acted_at DESC, v.actor_id) FILTER (WHERE v.rank <= {actor_limit}),
@@ -583,7 +587,8 @@ async def next_seqs(conn: Connection, recipients: Sequence[str]) -> dict[str, in
 
 async def render_notifications(conn: Connection, ids: Sequence[uuid.UUID], *, actor_limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
-        _RENDERED.format(actor_limit=int(actor_limit)) + " WHERE n.id = ANY($1::uuid[]) ORDER BY n.updated_at DESC",
+        _RENDERED.format(_UNSEEN=_UNSEEN, actor_limit=int(actor_limit))
+        + " WHERE n.id = ANY($1::uuid[]) ORDER BY n.updated_at DESC",
         list(ids),
     )
 
@@ -624,9 +629,9 @@ async def locales(conn: Connection, recipients: Sequence[str]) -> list[asyncpg.R
 
 async def count_unread_of(conn: Connection, recipients: Sequence[str]) -> dict[str, int]:
     rows = await conn.fetch(
-        """SELECT n.recipient_id, count(*) AS unread FROM notifications n
+        f"""SELECT n.recipient_id, count(*) AS unread FROM notifications n
            WHERE n.recipient_id = ANY($1::text[]) AND n.read_at IS NULL
-             AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.id = n.post_id AND p.hidden)
+             AND NOT EXISTS (SELECT 1 FROM posts p WHERE p.id = n.post_id AND {_UNSEEN})
              AND EXISTS (SELECT 1 FROM notification_actors a
                          WHERE a.notification_id = n.id AND NOT silenced(n.recipient_id, a.actor_id))
            GROUP BY n.recipient_id""",
@@ -641,7 +646,7 @@ async def stream_of(conn: Connection, recipient_id: str) -> asyncpg.Record | Non
 
 async def changed_since(conn: Connection, recipient_id: str, *, after: int, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
-        _RENDERED.format(actor_limit=1_000_000)
+        _RENDERED.format(_UNSEEN=_UNSEEN, actor_limit=1_000_000)
         + " WHERE n.recipient_id = $1 AND n.seq > $2 ORDER BY n.seq, n.updated_at LIMIT $3",
         recipient_id,
         after,

@@ -126,6 +126,8 @@ async def apply_posts(conn: Connection, events: Sequence[Event]) -> None:
         await repository.apply_audiences(
             conn, [(c.post_id, c.author_id, c.audience.model_dump(), c.version) for c in newest.values()]
         )
+        # Who may see the post changed: its notifications leave (or return to) inboxes and streams.
+        await repository.touch_notifications_of_posts(conn, list(newest))
     await notify(conn, post_notices(events))
 
 
