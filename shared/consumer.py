@@ -104,6 +104,10 @@ class ConsumerRunner:
         self._worker: asyncio.Task[None] | None = None
         self._stopping = False
         self.stats = ConsumerStats()
+        # Series that exist from the start, at zero, so a rate or an alert on them works before the first one.
+        for cause in ("malformed", "handler_failed"):
+            DEAD_LETTERS.labels(consumer.name, cause)
+        HANDLER_DURATION.labels(consumer.name)
 
     @property
     def queue_name(self) -> str:
