@@ -1,7 +1,7 @@
 // Boot, the header and the router: History API routes drawn into <main>; the gateway serves index.html for each.
 
 import { api, claims, devSignIn, devUsers, setToken, token, whenUnauthorised } from "./api.js";
-import { h, icon, toast } from "./dom.js";
+import { show, h, icon, toast } from "./dom.js";
 import { chooseLanguage, t } from "./i18n.js";
 import { Inbox, notificationsView, settingsView } from "./inbox.js";
 import { feedView } from "./feed.js";
@@ -71,14 +71,14 @@ async function render() {
       if (!ctx.signal.aborted && title !== undefined) setTitle(title);
     } catch (error) {
       if (error.name === "AbortError") return;
-      main.replaceChildren(h("h1", { tabindex: "-1" }, t("error", { reason: "" })), h("p", { class: "error" }, error.message));
+      show(main, h("h1", { tabindex: "-1" }, t("error", { reason: "" })), h("p", { class: "error" }, error.message));
     }
     if (ctx.signal.aborted) return;
     performance.measure(`tillit:render ${path}`, { start: started });
     afterRender();
     return;
   }
-  main.replaceChildren(h("h1", { tabindex: "-1" }, t("notFound")), h("p", null, h("a", { href: "/" }, t("home"))));
+  show(main, h("h1", { tabindex: "-1" }, t("notFound")), h("p", null, h("a", { href: "/" }, t("home"))));
   afterRender();
 }
 
@@ -145,7 +145,7 @@ async function signInView() {
   setTitle(t("signIn"));
   const users = await devUsers().catch(() => null);
   const tokenField = h("input", { id: "token", type: "password", autocomplete: "off", required: true });
-  main.replaceChildren(
+  show(main, 
     h(
       "section",
       { class: "sign-in card" },
@@ -220,7 +220,7 @@ async function start() {
     document.querySelector(".skip-link").textContent = t("skip");
   } catch (error) {
     if (error.status !== 401) {
-      main.replaceChildren(h("h1", null, t("error", { reason: "" })), h("p", { class: "error" }, error.message));
+      show(main, h("h1", null, t("error", { reason: "" })), h("p", { class: "error" }, error.message));
       return;
     }
     return;

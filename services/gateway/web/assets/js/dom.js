@@ -58,3 +58,9 @@ export function uniqueId(prefix) {
   uid += 1;
   return `${prefix}-${uid}`;
 }
+
+/** Replace an element's children, leaving out null and false (replaceChildren would write "null"). */
+export function show(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+}

@@ -1,7 +1,7 @@
 // Home, team and trending feeds (and one's favourites) with infinite scroll, and the composer above them.
 
 import { api } from "./api.js";
-import { h } from "./dom.js";
+import { show, h } from "./dom.js";
 import { t } from "./i18n.js";
 import { composer, postCard } from "./posts.js";
 
@@ -89,7 +89,7 @@ export async function feedView(_params, ctx, options) {
           posted: (post) => feed.list.prepend(h("li", null, postCard(post))),
         })
       : null;
-  ctx.main.replaceChildren(h("h1", { class: "page-title" }, title), tabs(ctx, options), write, feed.element);
+  show(ctx.main, h("h1", { class: "page-title" }, title), tabs(ctx, options), write, feed.element);
   await feed.load();
   return title;
 }

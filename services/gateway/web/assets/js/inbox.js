@@ -2,7 +2,7 @@
 // the notification settings page.
 
 import { api, token } from "./api.js";
-import { h, toast, uniqueId } from "./dom.js";
+import { show, h, toast, uniqueId } from "./dom.js";
 import { t, when, fullDate } from "./i18n.js";
 import { showErrors } from "./posts.js";
 
@@ -162,7 +162,7 @@ export async function notificationsView(_params, ctx) {
   };
   const stop = inbox.onChange(paint);
   ctx.signal.addEventListener("abort", stop);
-  ctx.main.replaceChildren(
+  show(ctx.main, 
     h("div", { class: "page-head" }, h("h1", { id: "notifications-title" }, t("notifications")), markAll),
     list,
     moreButton,
@@ -208,7 +208,7 @@ export async function settingsView(_params, ctx) {
       "fieldset",
       null,
       h("legend", null, t("digest")),
-      field(t("digest"), select("digest", ["daily", "weekly"].map((d) => [d, t(`digest_${d}`)]), settings.digest)),
+      field(t("digestHow"), select("digest", ["daily", "weekly"].map((d) => [d, t(`digest_${d}`)]), settings.digest)),
       field(t("digestHour"), select("digest_hour", hours, settings.digest_hour)),
       field(t("digestWeekday"), select("digest_weekday", weekdays.map((d, i) => [i + 1, d]), settings.digest_weekday)),
       field(t("timeZone"), zone),
@@ -218,7 +218,7 @@ export async function settingsView(_params, ctx) {
       "fieldset",
       null,
       h("legend", null, t("quietHours")),
-      h("div", { class: "choice" }, quietOn, h("label", { for: quietOn.id }, t("quietHours"))),
+      h("div", { class: "choice" }, quietOn, h("label", { for: quietOn.id }, t("quietOn"))),
       field(t("quietFrom"), quietStart),
       field(t("quietTo"), quietEnd),
     ),
@@ -245,6 +245,6 @@ export async function settingsView(_params, ctx) {
       if (!showErrors(form, error)) toast(t("failed", { reason: error.message }), { error: true });
     }
   });
-  ctx.main.replaceChildren(h("h1", null, t("settings")), h("p", null, t("settingsIntro")), form);
+  show(ctx.main, h("h1", null, t("settings")), h("p", null, t("settingsIntro")), form);
   return t("settings");
 }

@@ -1,7 +1,7 @@
 // What leaders start and close the loop on: idea campaigns, live Q&A; leaderboards and participation insight.
 
 import { api } from "./api.js";
-import { h, icon, toast, uniqueId } from "./dom.js";
+import { show, h, icon, toast, uniqueId } from "./dom.js";
 import { fullDate, percent, t, when } from "./i18n.js";
 import { personLink, richText, showErrors, timeOf } from "./posts.js";
 
@@ -75,7 +75,7 @@ function leaderForms(ctx) {
 
 export async function campaignsView(_params, ctx) {
   const page = await api("/campaigns", { params: { limit: 50 }, signal: ctx.signal });
-  ctx.main.replaceChildren(
+  show(ctx.main, 
     h("h1", null, t("campaigns")),
     h("p", null, t("campaignsIntro")),
     h(
@@ -166,7 +166,7 @@ export async function campaignView(params, ctx) {
     throw error;
   });
   if (!campaign) {
-    ctx.main.replaceChildren(h("h1", null, t("notFound")));
+    show(ctx.main, h("h1", null, t("notFound")));
     return t("notFound");
   }
   const owner = campaign.owner.id === ctx.me.id;
@@ -194,7 +194,7 @@ export async function campaignView(params, ctx) {
     owner && !campaign.closed_at
       ? h("button", { type: "button", onclick: async () => { try { await api(`/campaigns/${campaign.id}/close`, { method: "POST" }); campaignView(params, ctx); } catch (error) { toast(t("failed", { reason: error.message }), { error: true }); } } }, t("closeCampaign"))
       : null;
-  ctx.main.replaceChildren(
+  show(ctx.main, 
     h("h1", null, campaign.title),
     h("p", { class: "muted" }, personLink(campaign.owner), " · ", campaign.closed_at ? t("closed", { when: fullDate(campaign.closed_at) }) : t("closes", { when: fullDate(campaign.closes_at) })),
     h("div", { class: "post-body card" }, richText(campaign.question)),
@@ -251,7 +251,7 @@ export async function qnaView(params, ctx) {
     throw error;
   });
   if (!session) {
-    ctx.main.replaceChildren(h("h1", null, t("notFound")));
+    show(ctx.main, h("h1", null, t("notFound")));
     return t("notFound");
   }
   const host = session.host.id === ctx.me.id;
@@ -291,7 +291,7 @@ export async function qnaView(params, ctx) {
       if (!showErrors(askForm, error)) toast(t("failed", { reason: error.message }), { error: true });
     }
   });
-  ctx.main.replaceChildren(
+  show(ctx.main, 
     h("h1", null, session.title),
     h("p", { class: "muted" }, t("qna"), " · ", personLink(session.host), " · ", t(`qnaState_${session.state}`), " · ", `${fullDate(session.starts_at)} – ${fullDate(session.ends_at)}`),
     askForm,
@@ -350,7 +350,7 @@ export async function leaderboardsView(_params, ctx) {
         : h("p", null, t("noScores")),
     );
   };
-  ctx.main.replaceChildren(h("h1", null, t("leaderboards")), form, h("div", { class: "boards" }, boards.map(table)));
+  show(ctx.main, h("h1", null, t("leaderboards")), form, h("div", { class: "boards" }, boards.map(table)));
   return t("leaderboards");
 }
 
@@ -380,7 +380,7 @@ export async function insightView(_params, ctx) {
     if (error.status !== 403) throw error;
     body = h("p", { class: "error" }, t("forbidden"));
   }
-  ctx.main.replaceChildren(h("h1", null, t("insight")), h("p", null, t("participationIntro")), form, body);
+  show(ctx.main, h("h1", null, t("insight")), h("p", null, t("participationIntro")), form, body);
   return t("insight");
 }
 

@@ -1,7 +1,7 @@
 // Profiles: follow, mute, block; one's own completeness bar with the next step and the profile form; praise received.
 
 import { api } from "./api.js";
-import { h, toast, uniqueId } from "./dom.js";
+import { show, h, toast, uniqueId } from "./dom.js";
 import { t } from "./i18n.js";
 import { initials, postCard, showErrors } from "./posts.js";
 
@@ -101,7 +101,7 @@ export async function profileView(params, ctx) {
     own ? api("/me", { signal: ctx.signal }) : null,
   ]);
   if (!profile) {
-    ctx.main.replaceChildren(h("h1", null, t("notFound")));
+    show(ctx.main, h("h1", null, t("notFound")));
     return t("notFound");
   }
   const counts = h("p", { class: "muted counts" });
@@ -121,7 +121,7 @@ export async function profileView(params, ctx) {
     editing = profileForm(profile, () => profileView(params, ctx));
   }
   const praise = h("ul", { class: "feed" });
-  ctx.main.replaceChildren(
+  show(ctx.main, 
     h(
       "section",
       { class: "profile card" },

@@ -1,7 +1,7 @@
 // One post with its comments and replies: mentions, accepted answers to questions, likes on comments.
 
 import { api } from "./api.js";
-import { h, icon, toast, uniqueId } from "./dom.js";
+import { show, h, icon, toast, uniqueId } from "./dom.js";
 import { t } from "./i18n.js";
 import { avatar, mentionArea, personLink, postCard, richText, showErrors, timeOf } from "./posts.js";
 
@@ -131,7 +131,7 @@ export async function postView(params, ctx) {
     throw error;
   });
   if (!post) {
-    ctx.main.replaceChildren(h("h1", null, t("notFound")), h("p", null, h("a", { href: "/" }, t("home"))));
+    show(ctx.main, h("h1", null, t("notFound")), h("p", null, h("a", { href: "/" }, t("home"))));
     return t("notFound");
   }
   const list = h("ul", { class: "comments" });
@@ -169,7 +169,7 @@ export async function postView(params, ctx) {
       )
     : null;
   const title = t("postBy", { name: post.author.name });
-  ctx.main.replaceChildren(
+  show(ctx.main, 
     h("h1", { class: "page-title" }, title),
     postCard(post, { full: true }),
     remove,
