@@ -234,11 +234,27 @@ class DeadLetters:
                     held.messages.append(message)
                 yield held
             finally:
+                returned = 0
                 for message in held.messages:
                     if id(message) not in held.acked:
                         # Closing the channel would return them too; the explicit nack says so.
                         with contextlib.suppress(Exception):
                             await message.nack(requeue=True)
+                            returned += 1
+                if returned and not channel.is_closed:
+                    await _until_back(channel, queue, returned)
+
+
+async def _until_back(channel: AbstractChannel, queue: str, returned: int) -> None:
+    """Wait (bounded) until the returned messages count as ready again. A quorum queue applies a return a
+    moment after the nack, so without this a `list` followed at once by a `purge` could leave them out."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(5):
+            while True:
+                declared = await channel.declare_queue(queue, passive=True)
+                if (declared.declaration_result.message_count or 0) >= returned:
+                    return
+                await asyncio.sleep(0.02)
 
 
 @dataclass
