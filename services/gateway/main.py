@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import FastAPI, Response
 
-from services.gateway import campaigns, insight, sharing, web, webhooks
+from services.gateway import asyncapi_page, campaigns, insight, sharing, web, webhooks
 from services.gateway.api import dev_router, router
 from services.gateway.fastpath import ReactionFastPath
 from services.gateway.service import ProfileSync
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestTelemetry)
     app.add_api_route("/metrics", lambda: metrics_response(), include_in_schema=False, response_class=Response)
     app.include_router(router)
-    for area in (sharing, campaigns, insight, webhooks):
+    for area in (sharing, campaigns, insight, webhooks, asyncapi_page):
         app.include_router(area.router)
     if settings.dev_signin_enabled:
         app.include_router(dev_router)
