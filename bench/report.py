@@ -17,6 +17,7 @@ AIM_CONSUMER_RATIO = 0.50
 AIMED_CONSUMERS = ("posts.reaction-counts", "notifications.reactions", "reactions.posts")
 AIM_FAN_OUT_RATIO = 0.30
 AIM_FEED_READ_P99_MS = 20.0
+AIM_SSE_P99_MS = 200.0
 
 
 def fmt(x: float | None) -> str:
@@ -28,6 +29,11 @@ def fmt(x: float | None) -> str:
 def _limit(limits: dict[str, Any], name: str, key: str = "value") -> float | None:
     result = limits.get("results", {}).get(name)
     return None if result is None else result.get(key)
+
+
+def _value(x: float | None) -> str:
+    """A figure as shown: counts as whole numbers, the rest as fmt() has it."""
+    return f"{x:,}" if isinstance(x, int) else fmt(x)
 
 
 def _ratio(value: float | None, limit: float | None) -> float | None:
@@ -165,18 +171,146 @@ def feed_rows(bench: dict[str, Any], limits: dict[str, Any]) -> list[dict[str, A
     return out
 
 
+def notify_rows(bench: dict[str, Any], limits: dict[str, Any]) -> list[dict[str, Any]]:
+    """The notifications phase (bench/notify.py), in the shape of rows(); none when it was skipped."""
+    notify = bench.get("notify")
+    if not notify:
+        return []
+
+    def row(
+        what: str, value: float | None, unit: str, limit_name: str = "", key: str = "value", **extra: Any
+    ) -> dict[str, Any]:
+        limit = _limit(limits, limit_name, key) if limit_name else None
+        shown = limit_name if key == "value" else f"{limit_name} {key.removesuffix('_ms')}"
+        return {
+            "what": what,
+            "value": value,
+            "unit": unit,
+            "limit_name": shown if limit_name else "",
+            "limit": limit,
+            "ratio": _ratio(value, limit),
+            **extra,
+        }
+
+    def exactly(what: str, value: int, wanted: int, unit: str) -> dict[str, Any]:
+        return row(what, value, unit, aim=f"= {wanted:,}", met=value == wanted)
+
+    out = []
+    if viral := notify.get("viral"):
+        n = viral["likers"]
+        out += [
+            row(
+                f"viral post: {n:,} likes of one post in a burst via the gateway, first PUT -> all in the group",
+                viral["seconds"],
+                "s",
+            ),
+            row("  notifications applied per second, end to end", viral["rate"], "notif/s", "http_like_bare"),
+            exactly("  notification groups for the post (one while unread)", viral["groups"], 1, "groups"),
+            exactly("  actors in the author's group", viral["actors"], n, "actors"),
+            row("  notification.changed.v1 events published for the author", viral["changes"]["events"], "events"),
+            exactly(
+                "  emails queued for the author (a like emails nobody by default)",
+                sum(viral["emails"].values()),
+                0,
+                "emails",
+            ),
+        ]
+    if direct := notify.get("viral_direct"):
+        out.append(
+            row(
+                f"  the same as {direct['events']:,} post.liked events straight to the broker: notifications service",
+                direct["rate"],
+                "notif/s",
+                "pipeline_batched",
+            )
+        )
+        if direct.get("spread_rate"):
+            out.append(
+                row(
+                    f"  the same number spread over {direct['events']:,} posts (for comparison)",
+                    direct["spread_rate"],
+                    "notif/s",
+                    "pipeline_batched",
+                )
+            )
+    if favs := notify.get("favourites"):
+        expected = favs["expected"]
+        out += [
+            exactly(
+                f"{favs['favourites']} favourites of one post: emails sent (hourly cap {favs['cap']})",
+                favs["emails"].get("sent", 0),
+                expected["sent"],
+                "emails",
+            ),
+            exactly(
+                "  emails put in the digest instead (over the cap)",
+                favs["emails"].get("digest", 0),
+                expected["digest"],
+                "emails",
+            ),
+        ]
+    if sse := notify.get("sse"):
+        clients, burst, paced = sse["clients"], sse["burst"], sse["paced"]
+        out += [
+            row(
+                f"SSE: {clients:,} streams opened, {sse['opening']} at a time ({sse['connected']:,} opened)",
+                sse["open"]["rate"],
+                "streams/s",
+            ),
+            row(
+                f"SSE burst: one change to each of {clients:,} clients at once, delivery p50 (median of"
+                f" {len(sse['bursts'])})",
+                burst["p50_ms"],
+                "ms",
+                "amqp_latency",
+            ),
+            row(
+                "  delivery p99 (burst)",
+                burst["p99_ms"],
+                "ms",
+                "amqp_latency",
+                "p99_ms",
+                aim=f"< {AIM_SSE_P99_MS:.0f} ms",
+                met=burst["p99_ms"] is not None and burst["p99_ms"] < AIM_SSE_P99_MS,
+            ),
+            row("  changes delivered per second (burst)", burst["delivered_per_s"], "msg/s", "amqp_consume"),
+            row(
+                f"SSE paced: {paced['rate']:.0f} changes/s over {clients:,} clients, delivery p50",
+                paced["p50_ms"],
+                "ms",
+                "amqp_latency",
+            ),
+            row(
+                "  delivery p99 (paced)",
+                paced["p99_ms"],
+                "ms",
+                "amqp_latency",
+                "p99_ms",
+                aim=f"< {AIM_SSE_P99_MS:.0f} ms",
+                met=paced["p99_ms"] is not None and paced["p99_ms"] < AIM_SSE_P99_MS,
+            ),
+        ]
+    if e2e := notify.get("e2e"):
+        label = f"like -> change at the author's SSE stream ({e2e['authors']} authors, {e2e['rate']:.0f} likes/s)"
+        out += [
+            row(f"{label}, p50", e2e["p50_ms"], "ms", "amqp_latency"),
+            row("  p99", e2e["p99_ms"], "ms", "amqp_latency", "p99_ms"),
+        ]
+    return out
+
+
 def table(bench: dict[str, Any], limits: dict[str, Any]) -> str:
     lines = [
         f"{'figure':<62} {'value':>9} {'unit':<8} {'limit':<24} {'limit':>8} {'ratio':>7}  aim",
     ]
-    for r in [*rows(bench, limits), *feed_rows(bench, limits)]:
+    for r in [*rows(bench, limits), *feed_rows(bench, limits), *notify_rows(bench, limits)]:
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
         aim = ""
         if r.get("aim"):
             aim = f"{r['aim']}: {'met' if r.get('met') else 'MISSED'}"
         extra = f" (per_event {r['per_event_ratio']:.2f})" if r.get("per_event_ratio") else ""
         lines.append(
-            f"{r['what']:<62} {fmt(r['value']):>9} {r['unit']:<8} {r['limit_name']:<24} {fmt(r['limit']):>8}"
+            f"{r['what']:<62} {_value(r['value']):>9} {r['unit']:<8} {r['limit_name']:<24} {fmt(r['limit']):>8}"
             f" {ratio:>7}  {aim}{extra}"
         )
     return "\n".join(lines)
@@ -224,6 +358,18 @@ def noise_warnings(bench: dict[str, Any], limits: dict[str, Any]) -> list[str]:
     if feeds := bench.get("feeds"):
         phases = {"feeds fan-out": feeds["fan_out"]["cpu"]}
         phases |= {f"feed reads {r['path']} ({r['connections']} conn.)": r["cpu"] for r in feeds["reads"].values()}
+        out += [
+            f"{name}: other {cpu['other']:.0f}" for name, cpu in phases.items() if cpu.get("other", 0) > NOISY_OTHER_PCT
+        ]
+    if notify := bench.get("notify"):
+        phases = {}
+        for name, key in (("viral post", "viral"), ("viral post to the broker", "viral_direct")):
+            if notify.get(key):
+                phases[name] = notify[key]["cpu"]
+        if sse := notify.get("sse"):
+            phases["SSE opening"] = sse["open"]["cpu"]
+            phases |= {f"SSE burst {i + 1}": b["cpu"] for i, b in enumerate(sse["bursts"])}
+            phases["SSE paced"] = sse["paced"]["cpu"]
         out += [
             f"{name}: other {cpu['other']:.0f}" for name, cpu in phases.items() if cpu.get("other", 0) > NOISY_OTHER_PCT
         ]
@@ -286,6 +432,7 @@ def markdown(bench: dict[str, Any], limits: dict[str, Any]) -> str:
         f" PUTs p50 {fmt(e2e['http_p50_ms'])} ms, p99 {fmt(e2e['http_p99_ms'])} ms.",
         "",
         *feeds_section(bench, limits),
+        *notify_section(bench, limits),
         "## Aims",
         "",
         "| aim | figure | met |",
@@ -406,9 +553,117 @@ def feeds_section(bench: dict[str, Any], limits: dict[str, Any]) -> list[str]:
     return out
 
 
+def _figure_rows(rows_: list[dict[str, Any]]) -> list[str]:
+    out = [
+        "| figure | value | min-max | unit | limit (same run) | limit value | ratio | aim |",
+        "|---|---:|---|---|---|---:|---:|---|",
+    ]
+    for r in rows_:
+        rng = f"{fmt(r['range'][0])}-{fmt(r['range'][1])}" if r.get("range") else ""
+        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        aim = f"{r['aim']}: **{'met' if r.get('met') else 'missed'}**" if r.get("aim") else ""
+        limit_name = f"`{r['limit_name']}`" if r["limit_name"] else ""
+        out.append(
+            f"| {r['what'].strip()} | **{_value(r['value'])}** | {rng} | {r['unit']} | {limit_name} "
+            f"| {fmt(r['limit'])} | {ratio} | {aim} |"
+        )
+    return out
+
+
+def notify_section(bench: dict[str, Any], limits: dict[str, Any]) -> list[str]:
+    notify = bench.get("notify")
+    if not notify:
+        return []
+    out = [
+        "## Notifications",
+        "",
+        "bench/notify.py, after the phases above on the same system. **Viral post:** 1,000 people, each signed in"
+        " once beforehand (the gateway's first sight of a person writes their profile), like one post at once"
+        " through the gateway on 64 connections; timed from the first PUT until the notifications schema holds"
+        " all 1,000 actors in the author's group (polled every 5 ms). Every like updates the one post's counter"
+        " row in the reactions service, so they queue on that row's lock; set beside `http_like_bare`, whose"
+        " likes are spread over 1,000 posts. An exclusive queue bound to `notification.changed.v1` counts the"
+        " changes published for the author: the notifications service numbers one change per recipient per"
+        " batch, so fewer than one per like. The same burst is then published straight to the exchange as 1,000"
+        " `post.liked` events on another post: the notifications service alone, beside `pipeline_batched`."
+        " **Favourites:** 100 people favourite one post; each favourite emails at once, up to the hourly cap per"
+        " recipient, then into the digest (polled until no email of the author is pending or sending).",
+        "",
+        "**SSE:** a client process (aiohttp, one connection per stream) opens 1,000 streams as 1,000 different"
+        " people and waits for each one's first message; the bench then publishes one `notification.changed.v1`"
+        " per client straight to the events exchange, numbered one past the client's, as the notifications"
+        " service would: in a burst (as fast as one publisher goes), then paced (open loop, timed from when each"
+        " was due). Latency runs from the publish to the end of the message at the client (both processes read"
+        " CLOCK_MONOTONIC). The burst figures are the burst of median p99. End to end: authors with a stream open"
+        " each; each author's post liked once through the gateway, timed from the PUT to the change at the"
+        " author's stream.",
+        "",
+        *_figure_rows(notify_rows(bench, limits)),
+        "",
+    ]
+    details = []
+    if viral := notify.get("viral"):
+        details.append(
+            f"Viral post: the HTTP burst took {fmt(viral['http_seconds'])} s ({fmt(viral['http_rate'])} likes/s,"
+            f" {viral['errors']} errors); the last notification was applied {fmt(viral['after_last_reply_ms'])} ms"
+            f" after the last reply. The author's inbox then showed actor_count"
+            f' {viral["inbox_head"]["actor_count"]} ("{viral["inbox_head"]["title"]}"), unread'
+            f" {viral['inbox_head']['unread']}; changes numbered one by one:"
+            f" {viral['changes']['numbered_one_by_one']}. PostgreSQL backends of the run's database during the"
+            " burst, per 20 ms sample, by service and what they waited on: "
+            + ", ".join(f"{k} {v}" for k, v in viral["postgres_waits"].items())
+            + "."
+        )
+    if direct := notify.get("viral_direct"):
+        details.append(
+            f"Straight to the broker: published at {fmt(direct['publish_rate'])} msg/s (with confirms);"
+            f" {direct['groups']} group, {direct['change_events']} change events."
+        )
+    if favs := notify.get("favourites"):
+        details.append(
+            f"Favourites: emails by status {favs['emails']}; the policy says {favs['expected']}:"
+            f" {'as it says' if favs['as_policy_says'] else '**not as it says**'}. {favs['smtp_received']} reached"
+            f" the SMTP server; all decided {fmt(favs['settled_s'])} s after the first PUT."
+        )
+    if sse := notify.get("sse"):
+        opened = sse["open"]
+        rss = opened.get("gateway_rss_mb") or (None, None)
+        bursts = "; ".join(
+            f"p50 {fmt(b['p50_ms'])} / p99 {fmt(b['p99_ms'])} ms, published in {fmt(b['publish_s'] * 1e3)} ms,"
+            f" gateway {fmt(b['cpu_ms_per_message'].get('gateway'))} ms CPU per change"
+            for b in sse["bursts"]
+        )
+        details.append(
+            f"SSE: {sse['connected']:,} of {sse['clients']:,} streams opened in {fmt(opened['seconds'])} s"
+            f" ({sse['failed']} failed{': ' + '; '.join(sse['failed_samples']) if sse['failed_samples'] else ''});"
+            f" first message p50 {fmt(opened['first_p50_ms'])} ms, p99 {fmt(opened['first_p99_ms'])} ms after the"
+            f" request; the gateway's memory went from {fmt(rss[0])} to {fmt(rss[1])} MB. Each burst: {bursts}."
+            f" Streams that ended early: {len(sse['ended_early'])}."
+        )
+    if e2e := notify.get("e2e"):
+        details.append(
+            f"Like -> SSE: {e2e['authors'] - e2e['missing']} of {e2e['authors']} changes seen, max"
+            f" {fmt(e2e['max_ms'])} ms; the PUTs took p50 {fmt(e2e['http_p50_ms'])} ms,"
+            f" p99 {fmt(e2e['http_p99_ms'])} ms."
+        )
+    for text in details:
+        out += [f"- {text}"]
+    out += ["", "| phase | CPU (percent of one core) |", "|---|---|"]
+    if viral:
+        out.append(f"| viral post, first PUT to the last notification | {_cpu_line(viral['cpu'])} |")
+    if direct:
+        out.append(f"| viral post straight to the broker | {_cpu_line(direct['cpu'])} |")
+    if sse:
+        out.append(f"| SSE: opening {sse['clients']:,} streams | {_cpu_line(sse['open']['cpu'])} |")
+        out.append(f"| SSE burst (the median one) | {_cpu_line(sse['burst']['cpu'])} |")
+        out.append(f"| SSE paced | {_cpu_line(sse['paced']['cpu'])} |")
+    out.append("")
+    return out
+
+
 def aims(bench: dict[str, Any], limits: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
-    for r in [*rows(bench, limits), *feed_rows(bench, limits)]:
+    for r in [*rows(bench, limits), *feed_rows(bench, limits), *notify_rows(bench, limits)]:
         if r.get("aim"):
             figure = f"{fmt(r['value'])} {r['unit']}"
             if r["ratio"] is not None:

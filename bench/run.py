@@ -14,6 +14,8 @@ Phases, one after the other (never two heavy things at once on a 2-core machine)
 5. Consumer drains: stop a service, queue a backlog, restart it, time it through the backlog.
 6. Feeds (bench/feeds.py; --skip-feeds leaves it out): one post fanned out to 10,000 active followers, and
    home feed reads under concurrent load.
+7. Notifications (bench/notify.py; --skip-notify leaves it out): a viral post (1,000 likes in a burst),
+   favourites against the hourly email cap, and SSE delivery to 1,000 connected clients.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from typing import Any
 
 import asyncpg
 
-from bench import drain, feeds, procstat, report
+from bench import drain, feeds, notify, procstat, report
 from bench.e2e import NotificationWatch, Sampler
 from bench.httpload import ConnectionPool, percentile
 from tests.harness import PG_ADMIN_URL, System
@@ -378,8 +380,10 @@ async def bench_system(args: argparse.Namespace) -> dict[str, Any]:
 
         drains = await run_drains(system, authors, args.drain_events)
         feed_figures = None if args.skip_feeds else await feeds.run(system)
+        notify_figures = None if args.skip_notify else await notify.run(system)
         return {
             "feeds": feed_figures,
+            "notify": notify_figures,
             "closed": closed,
             "paced": paced,
             "e2e": e2e,
@@ -486,6 +490,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--rewrite-docs", action="store_true", help="only rewrite docs/benchmarks.md from build/bench.json")
     ap.add_argument("--skip-feeds", action="store_true", help="leave out the feeds phase (fan-out and feed reads)")
+    ap.add_argument(
+        "--skip-notify", action="store_true", help="leave out the notifications phase (viral post, emails, SSE)"
+    )
     ap.add_argument("--drains-only", action="store_true", help="only the consumer drains (experiments; no report)")
     return ap.parse_args(argv)
 
