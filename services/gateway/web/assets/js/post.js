@@ -118,8 +118,8 @@ function commentItem(comment, { post, ctx, reload, isReply }) {
           : null,
       ),
     ),
-    replySlot,
-    replies,
+    isReply ? null : replySlot,
+    isReply ? null : replies,
   );
   for (const reply of comment.replies || []) replies.append(commentItem(reply, { post, ctx, reload, isReply: true }));
   return item;
