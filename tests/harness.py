@@ -167,6 +167,8 @@ class System:
     name: str = field(default_factory=lambda: f"t{secrets.token_hex(4)}")
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Extra processes of a service (`start_replica`), by process name: "reactions-2" -> "reactions".
+    replicas: dict[str, str] = field(default_factory=dict)
     smtp: CapturingSmtp = field(default_factory=CapturingSmtp)
     log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="tillit-test-")))
 
@@ -232,10 +234,26 @@ class System:
         await self.wait_ready()
 
     def start_process(self, service: str) -> None:
+        """Start a service's process, or (again) a replica's by the name `start_replica` gave it."""
+        module = self.replicas.get(service, service)
+        env = self.env()
+        if module != service:
+            # A replica listens on a port of its own; the gateway keeps talking to the first process.
+            env[f"{module.upper()}_URL"] = f"http://127.0.0.1:{self.ports[service]}"
         log = open(self.log_dir / f"{service}.log", "ab")  # noqa: SIM115 (lives as long as the process)
         self.processes[service] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{service}"], cwd=ROOT, env=self.env(), stdout=log, stderr=log
+            [sys.executable, "-m", f"services.{module}"], cwd=ROOT, env=env, stdout=log, stderr=log
         )
+
+    def start_replica(self, service: str, replica: int = 2) -> str:
+        """Start one more process of a backend service beside the first (competing consumers on its queues,
+        a share of its outbox relay), on its own HTTP port; returns its process name, e.g. "reactions-2",
+        which `kill`, `restart` and `wait_service_ready` take like a service's name."""
+        name = f"{service}-{replica}"
+        self.replicas[name] = service
+        self.ports.setdefault(name, free_port())
+        self.start_process(name)
+        return name
 
     async def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
