@@ -40,4 +40,7 @@ format: install ## apply ruff's formatting and fixes
 bench: install ## load benchmarks beside the machine's raw limits; writes docs/benchmarks.md
 	$(PY) -m bench
 
-.PHONY: help install run migrate test lint format bench
+chaos: install ## the chaos suite: every fault under a steady load, then every projection against the truth
+	$(PY) -m tests.chaos
+
+.PHONY: help install run migrate test lint format bench chaos
