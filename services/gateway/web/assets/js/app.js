@@ -208,24 +208,26 @@ async function start() {
     history.replaceState(null, "", location.pathname + location.search);
   }
   if (!token()) return render();
+  const meClaims = claims();
+  const checked = api("/me");
   try {
-    const meClaims = claims() || {};
-    const me = await api("/me");
-    chooseLanguage(me.locale || meClaims.locale);
+    // With the token's claims the first page is drawn while /api/me answers; without, it waits for it.
+    const me = meClaims && meClaims.sub && meClaims.locale ? { id: meClaims.sub, name: meClaims.name, locale: meClaims.locale } : await checked;
+    chooseLanguage(me.locale);
     ctx.me = me;
-    ctx.teams = Array.isArray(meClaims.groups) ? meClaims.groups : [];
+    ctx.teams = meClaims && Array.isArray(meClaims.groups) ? meClaims.groups : [];
     ctx.inbox?.close();
     ctx.inbox = new Inbox();
-    ctx.inbox.start();
     document.querySelector(".skip-link").textContent = t("skip");
   } catch (error) {
-    if (error.status !== 401) {
-      show(main, h("h1", null, t("error", { reason: "" })), h("p", { class: "error" }, error.message));
-      return;
-    }
+    if (error.status !== 401) show(main, h("h1", null, t("error", { reason: "" })), h("p", { class: "error" }, error.message));
     return;
   }
-  await render();
+  checked.then((me) => Object.assign(ctx.me, me)).catch(() => {});
+  const drawn = render();
+  // The inbox and its event stream start once the first page is on its way, so they do not hold it up.
+  setTimeout(() => ctx.inbox.start(), 0);
+  await drawn;
 }
 
 start();

@@ -91,5 +91,7 @@ export async function feedView(_params, ctx, options) {
       : null;
   show(ctx.main, h("h1", { class: "page-title" }, title), tabs(ctx, options), write, feed.element);
   await feed.load();
+  // Time from navigation to a drawn feed, for docs/web-client.md (tests/browser/test_feed.py reads it).
+  if (!performance.getEntriesByName("tillit:feed-rendered").length) performance.mark("tillit:feed-rendered");
   return title;
 }
