@@ -189,6 +189,9 @@ class RequestTelemetry:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # The histogram's series by (method, route, status), bounded by the routes: skips prometheus_client's
+        # label validation and lock on every request.
+        self._series: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -214,7 +217,11 @@ class RequestTelemetry:
         finally:
             elapsed = time.perf_counter() - started
             route = route_template(scope)
-            HTTP_REQUEST_DURATION.labels(scope["method"], route, str(status)).observe(elapsed)
+            key = (scope["method"], route, status)
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = HTTP_REQUEST_DURATION.labels(key[0], route, str(status))
+            series.observe(elapsed)
             if log.isEnabledFor(logging.INFO) and scope["path"] not in _QUIET_PATHS:
                 log.info(
                     "request",

@@ -16,12 +16,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 _INVALID_TRACE_ID = "0" * 32
 _INVALID_SPAN_ID = "0" * 16
-_HEX = frozenset("0123456789abcdef")
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +58,12 @@ def parse_traceparent(value: str | bytes | None) -> SpanContext | None:
         return None
     if isinstance(value, bytes):
         value = value.decode("latin-1")
-    value = value.strip()
-    # version-traceid-parentid-flags; a later version may append fields after another dash.
-    if len(value) < 55 or (len(value) > 55 and (value[:2] == "00" or value[55] != "-")):
+    match = _TRACEPARENT.fullmatch(value.strip())
+    if match is None:
         return None
-    version, trace_id, span_id, flags = value[:2], value[3:35], value[36:52], value[53:55]
-    if value[2] != "-" or value[35] != "-" or value[52] != "-" or version == "ff":
-        return None
-    if not _HEX.issuperset(version + trace_id + span_id + flags):
+    version, trace_id, span_id, flags, rest = match.groups()
+    # Version 00 has exactly these four fields; a later version may append more after a dash.
+    if version == "ff" or (version == "00" and rest):
         return None
     if trace_id == _INVALID_TRACE_ID or span_id == _INVALID_SPAN_ID:
         return None

@@ -135,6 +135,28 @@ async def test_a_request_without_traceparent_starts_a_trace_and_a_bad_one_is_rep
     assert len(lines[0]["trace_id"]) == 32 and lines[0]["trace_id"] != "0" * 32
 
 
+@pytest.mark.parametrize(
+    ("header", "valid"),
+    [
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", True),
+        ("01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00-later-fields", True),
+        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra", False),
+        ("ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", False),
+        ("00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01", False),
+        ("00-00000000000000000000000000000000-b7ad6b7169203331-01", False),
+        ("00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01", False),
+        ("00-not-a-trace-01", False),
+        ("", False),
+    ],
+)
+def test_traceparent_is_continued_only_when_valid(header: str, valid: bool) -> None:
+    span = tracing.continue_from(header)
+    assert len(span.trace_id) == 32 and len(span.span_id) == 16
+    assert (span.trace_id == "0af7651916cd43dd8448eb211c80319c") is valid
+    assert span.span_id != "b7ad6b7169203331"
+    assert tracing.parse_traceparent(span.traceparent) == span
+
+
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     parsed: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
     for family in text_string_to_metric_families(text):
