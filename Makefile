@@ -43,4 +43,10 @@ bench: install ## load benchmarks beside the machine's raw limits; writes docs/b
 chaos: install ## the chaos suite: every fault under a steady load, then every projection against the truth
 	$(PY) -m tests.chaos
 
-.PHONY: help install run migrate test lint format bench chaos
+browser: ## install Debian's Chromium, which the browser tests and screenshots drive (needs root)
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+screenshots: install browser ## PNGs of the web client's main screens, desktop and phone, into docs/screenshots/
+	$(PY) -m tests.browser.screenshots
+
+.PHONY: help install run migrate test lint format bench browser screenshots chaos
