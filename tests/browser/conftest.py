@@ -17,6 +17,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from tests.harness import System, random_id
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
+HAVE_CHROMIUM = CHROMIUM.exists()
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -24,7 +25,7 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
-    if not CHROMIUM.exists():
+    if not HAVE_CHROMIUM:
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium for the browser tests")
         pytest.skip(f"{CHROMIUM} is missing (apt-get install -y chromium); CI installs it and runs these tests")
@@ -105,7 +106,8 @@ async def axe_violations(page: Page, *, impacts: tuple[str, ...] = ("serious", "
     await page.evaluate("() => {\n" + AXE.read_text() + "\n}")
     result = await page.evaluate(
         """async () => {
-            const r = await axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}});
+            const tags = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'];
+            const r = await axe.run(document, {runOnly: {type: 'tag', values: tags}});
             if (!r.passes.length) throw new Error('axe checked nothing');
             return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
                                            nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}));

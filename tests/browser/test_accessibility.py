@@ -48,7 +48,8 @@ async def test_the_main_flows_work_with_the_keyboard_alone(people: Any) -> None:
     await page.keyboard.press("ArrowDown")
     await page.keyboard.press("ArrowUp")
     await page.keyboard.press("Enter")
-    await expect(page.locator("form.composer textarea")).to_have_value(f"Hvem kan hjelpe med budsjettet? @{colleague.id} ")
+    written = f"Hvem kan hjelpe med budsjettet? @{colleague.id} "
+    await expect(page.locator("form.composer textarea")).to_have_value(written)
     await tab_to(page, "form.composer input[value='post']")
     await page.keyboard.press("ArrowRight")  # radio buttons move with the arrow keys
     await expect(page.get_by_role("radio", name="Question")).to_be_checked()
