@@ -40,10 +40,21 @@ PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.
 AMQP_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 
+# Ports for the services come from below the kernel's ephemeral range (32768-60999 here): a port the
+# kernel hands out (bind to 0) is free now but may be taken by any outgoing connection before the service
+# binds it, which with several systems under test happened ("address already in use").
+_PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    while True:
+        port = secrets.choice(_PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def random_id(prefix: str = "u") -> str:
