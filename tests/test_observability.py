@@ -233,7 +233,7 @@ async def test_metrics_of_the_gateway_and_services_move_under_a_few_likes(info_s
         return None
 
     try:
-        result = await eventually(moved, timeout=20, interval=0.3)
+        result = await eventually(moved, timeout=40, interval=0.3)
     except AssertionError:
         raise AssertionError(f"metrics did not move as the likes should have: {last}") from None
     after = result["after"]
