@@ -81,6 +81,14 @@ class Settings(BaseSettings):
 
     db_pool_size: int = Field(10, ge=1)
     max_body_bytes: int = Field(128 * 1024, ge=1024)
+    # Writes per person (the token's sub) at the gateway: a token bucket in each replica's memory, so with N
+    # replicas behind a balancer one person gets up to N times this (docs/reliability.md).
+    rate_limit_writes_per_minute: int = Field(
+        600, ge=0, description="writes one person may make per minute on one gateway replica; 0 turns the limit off"
+    )
+    rate_limit_write_burst: int = Field(
+        120, ge=1, description="writes one person may make at once before the per-minute rate holds them back"
+    )
     dev_signin: bool = Field(True, validation_alias="TILLIT_DEV_SIGNIN")
     log_level: str = "INFO"
 
