@@ -11,7 +11,8 @@ import pytest
 from tests.chaos.report import render
 from tests.chaos.run import bounded_plan, chaos_round
 
-pytestmark = [pytest.mark.slow, pytest.mark.chaos]
+# Selected with `-m slow` among the fault tests, or alone with `-k chaos`; `make test` runs it by default.
+pytestmark = pytest.mark.slow
 
 
 async def test_a_bounded_chaos_round_loses_and_duplicates_nothing() -> None:
