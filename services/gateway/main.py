@@ -12,6 +12,8 @@ from fastapi import FastAPI, Response
 from services.gateway import asyncapi_page, campaigns, insight, sharing, web, webhooks
 from services.gateway.api import dev_router, router
 from services.gateway.fastpath import ReactionFastPath
+from services.gateway.ratelimit import WriteLimiter, WriteRateLimit
+from services.gateway.security import SecurityHeaders
 from services.gateway.service import ProfileSync
 from services.gateway.stream import LiveNotifications
 from services.gateway.upstream import Upstreams
@@ -58,6 +60,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Added last, so it runs first: likes skip FastAPI's stack (fastpath.py says why).
     app.add_middleware(ReactionFastPath, verifier=app.state.verifier, profiles=app.state.profiles, upstreams=upstreams)
+    # Around the fast path too, so likes count toward a person's writes (ratelimit.py).
+    if settings.rate_limit_writes_per_minute > 0:
+        limiter = WriteLimiter(per_minute=settings.rate_limit_writes_per_minute, burst=settings.rate_limit_write_burst)
+        app.add_middleware(WriteRateLimit, verifier=app.state.verifier, limiter=limiter)
+    app.add_middleware(
+        SecurityHeaders,
+        production=settings.environment == "production",
+        docs_paths=(app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url),
+    )
     # Outermost: every request gets its trace and is counted, the fast path's likes included.
     app.add_middleware(RequestTelemetry)
     app.add_api_route("/metrics", lambda: metrics_response(), include_in_schema=False, response_class=Response)
