@@ -145,7 +145,7 @@ async def chaos_round(plan: Plan, *, log: Any = print) -> Result:
                 break
             await asyncio.sleep(1)
         result.settle_seconds = round(time.monotonic() - settle_started, 1)
-        result.client = await check_client_records(system, truth, load.records)
+        result.client = check_client_records(truth, load.records)
         result.pipeline = await pipeline_figures(system, tap, result.faults)
     finally:
         if running is not None:

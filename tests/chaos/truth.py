@@ -53,6 +53,7 @@ class Truth:
     favourites: dict[uuid.UUID, set[str]]
     follows: set[tuple[str, str]]  # (follower, followed), active
     post_bodies: list[str]  # every post's body, deleted or not: where a request's tag is looked for
+    comment_bodies: list[str]  # the same of comments
 
     def followers(self, person: str) -> set[str]:
         return {a for a, t in self.follows if t == person}
@@ -74,6 +75,7 @@ async def read_truth(system: System) -> Truth:
         )
         likes = await reactions_conn.fetch("SELECT post_id, user_id FROM likes")
         favourites = await reactions_conn.fetch("SELECT post_id, user_id FROM favourites")
+        comment_bodies = [r["body"] for r in await posts_conn.fetch("SELECT body FROM comments")]
         follows = await people_conn.fetch("SELECT actor_id, target_id FROM relations WHERE kind = 'follow' AND active")
     finally:
         for conn in (posts_conn, reactions_conn, people_conn):
@@ -85,6 +87,7 @@ async def read_truth(system: System) -> Truth:
         favourites=_group(favourites),
         follows={(r["actor_id"], r["target_id"]) for r in follows},
         post_bodies=[r["body"] for r in every_post],
+        comment_bodies=comment_bodies,
     )
 
 
@@ -104,7 +107,9 @@ async def compare_projections(system: System, truth: Truth) -> list[Differences]
         for schema, name in (("posts", "post counts (posts.post_counts)"), ("reactions", "reaction counters")):
             table = "post_counts" if schema == "posts" else "post_counters"
             rows = await db[schema].fetch(f"SELECT post_id, like_count, favourite_count FROM {table}")
-            found.append(_counts(name, truth, {r["post_id"]: (r["like_count"], r["favourite_count"]) for r in rows}))
+            found.append(
+                compare_counts(name, truth, {r["post_id"]: (r["like_count"], r["favourite_count"]) for r in rows})
+            )
 
         for kind, facts in (("post.liked", truth.likes), ("post.favourited", truth.favourites)):
             rows = await db["notifications"].fetch(
@@ -112,12 +117,19 @@ async def compare_projections(system: System, truth: Truth) -> list[Differences]
                    JOIN notification_actors a ON a.notification_id = n.id WHERE n.kind = $1""",
                 kind,
             )
-            found.append(_reaction_groups(f"notification groups: {kind}", truth, facts, rows))
+            found.append(compare_reaction_groups(f"notification groups: {kind}", truth, facts, rows))
         rows = await db["notifications"].fetch(
             """SELECT n.recipient_id, a.actor_id FROM notifications n
                JOIN notification_actors a ON a.notification_id = n.id WHERE n.kind = 'person.followed'"""
         )
         found.append(_follow_groups(truth, rows))
+
+        rows = await db["notifications"].fetch(
+            "SELECT id, post_id, actor_id, status FROM emails WHERE kind = 'post.favourited'"
+        )
+        found.append(_favourite_emails(truth, rows))
+        sent = await db["notifications"].fetch("SELECT id FROM emails WHERE status = 'sent'")
+        found.append(_delivered(system, [r["id"] for r in sent]))
 
         found.append(await _home_feeds(db["feeds"], truth))
         rows = await db["feeds"].fetch("SELECT post_id, actor_id FROM likes WHERE active")
@@ -169,7 +181,7 @@ class _Schemas:
             await conn.close()
 
 
-def _counts(name: str, truth: Truth, counted: dict[uuid.UUID, tuple[int, int]]) -> Differences:
+def compare_counts(name: str, truth: Truth, counted: dict[uuid.UUID, tuple[int, int]]) -> Differences:
     found = Differences(name)
     for post_id in truth.posts:
         expected = (len(truth.likes.get(post_id, ())), len(truth.favourites.get(post_id, ())))
@@ -186,7 +198,7 @@ def _counts(name: str, truth: Truth, counted: dict[uuid.UUID, tuple[int, int]]) 
     return found
 
 
-def _reaction_groups(name: str, truth: Truth, facts: dict[uuid.UUID, set[str]], rows: list[Any]) -> Differences:
+def compare_reaction_groups(name: str, truth: Truth, facts: dict[uuid.UUID, set[str]], rows: list[Any]) -> Differences:
     """Whom the post's author is told reacted: each active reactor but the author, once."""
     found = Differences(name)
     told: dict[uuid.UUID, Counter[str]] = defaultdict(Counter)
@@ -213,6 +225,35 @@ def _follow_groups(truth: Truth, rows: list[Any]) -> Differences:
     found.lost = [f"{a} follows {t}: not told" for a, t in sorted(truth.follows - set(told))]
     found.duplicated = [f"{a} follows {t}: told {n} times" for (a, t), n in sorted(told.items()) if n > 1]
     found.wrong = [f"{a} no longer follows {t}" for a, t in sorted(set(told) - truth.follows)]
+    return found
+
+
+def _favourite_emails(truth: Truth, rows: list[Any]) -> Differences:
+    """A favourite emails the author at once (by default), once per post and person: every favourite that
+    stands has its email queued. One taken back later keeps its email: it went already."""
+    found = Differences("favourite emails queued (notifications.emails)")
+    queued = Counter((r["post_id"], r["actor_id"]) for r in rows)
+    expected = {
+        (post_id, actor)
+        for post_id, actors in truth.favourites.items()
+        if post_id in truth.posts
+        for actor in actors
+        if actor != truth.posts[post_id]["author"]
+    }
+    found.compared = len(expected)
+    found.lost = [f"{post_id}: {actor} favourited, no email" for post_id, actor in sorted(expected - set(queued))]
+    found.duplicated = [f"{pair}: {n} emails" for pair, n in sorted(queued.items()) if n > 1]
+    return found
+
+
+def _delivered(system: System, sent: list[uuid.UUID]) -> Differences:
+    """Every email marked sent reached the SMTP server, once (the Message-ID comes from the email's row)."""
+    found = Differences("emails delivered (SMTP)", compared=len(sent))
+    received = Counter(str(m["Message-ID"]).strip("<>").removesuffix("@tillit") for m in system.smtp.messages)
+    found.lost = [
+        f"email {email_id}: marked sent, never received" for email_id in sent if str(email_id) not in received
+    ]
+    found.duplicated = [f"email {email_id}: received {n} times" for email_id, n in sorted(received.items()) if n > 1]
     return found
 
 
@@ -300,14 +341,12 @@ class ClientCheck:
         }
 
 
-async def check_client_records(system: System, truth: Truth, records: list[Request]) -> ClientCheck:
+def check_client_records(truth: Truth, records: list[Request]) -> ClientCheck:
     check = ClientCheck()
     found = check.differences
-    async with _Schemas(system) as db:
-        comment_bodies = [r["body"] for r in await db["posts"].fetch("SELECT body FROM comments")]
     tags = {
         "post": Counter(m.group(1) for body in truth.post_bodies if (m := TAG.search(body))),
-        "comment": Counter(m.group(1) for body in comment_bodies if (m := TAG.search(body))),
+        "comment": Counter(m.group(1) for body in truth.comment_bodies if (m := TAG.search(body))),
     }
     pairs: dict[tuple[str, str, str], list[Request]] = defaultdict(list)
     for record in records:
