@@ -29,6 +29,11 @@ class _EnvelopeFields(BaseModel):
     subject: str = Field(description="what the event is about, e.g. the post id")
     time: datetime = Field(description="when the event was published")
     datacontenttype: Literal["application/json"] = Field(description="always application/json")
+    traceparent: str | None = Field(
+        None,
+        description="W3C traceparent of the trace the event belongs to (CloudEvents Distributed Tracing "
+        "extension; also the AMQP header traceparent); absent when untraced",
+    )
 
 
 def _envelope_model(event_type: EventType) -> type[BaseModel]:
