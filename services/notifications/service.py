@@ -414,8 +414,9 @@ async def put_notification_settings(
         fields["quiet_start"] = time.fromisoformat(quiet.start) if quiet else None
         fields["quiet_end"] = time.fromisoformat(quiet.end) if quiet else None
     async with pool.acquire() as conn, conn.transaction():
-        await repository.save_settings(conn, user.sub, fields)
-        row = (await repository.settings_of(conn, [user.sub]))[user.sub]
+        if fields:  # `{}` or only nulls: nothing to write, and no columns to write it in
+            await repository.save_settings(conn, user.sub, fields)
+        row = (await repository.settings_of(conn, [user.sub])).get(user.sub)
     return _settings_reply(row)
 
 
