@@ -34,6 +34,7 @@ from shared.events import (
     PostLikedV1,
     PostUnlikedV1,
 )
+from shared.http import ProblemError
 
 FORMULAS: dict[str, str] = {
     "contributors": "3 * posts + 2 * comments + 1 * likes received",
@@ -374,6 +375,14 @@ async def recount(conn: Connection, *, fix: bool) -> RecountReport:
 
 def parse_month(month: str) -> date:
     year, number = month.split("-")
+    # MONTH_PATTERN lets 0000 through, which date() refuses, and 9999-12 has no next month to end at.
+    if not 1 <= int(year) <= 9998:
+        raise ProblemError(
+            422,
+            "Unprocessable Content",
+            "invalid input in query.month",
+            errors=[{"field": "query.month", "message": "the year must be 0001-9998", "type": "value_error"}],
+        )
     return date(int(year), int(number), 1)
 
 
