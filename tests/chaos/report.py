@@ -36,7 +36,12 @@ def render(result: Result, *, command: str) -> str:
         "accepted ones.",
         "",
         f"- by operation: {_inline(load.get('by_op', {}))}",
-        f"- answers: {_inline(load.get('statuses', {}))} (None: no answer within the timeout or refused connection)",
+        f"- answers: {_inline(load.get('statuses', {}))}"
+        + (
+            " (None: no answer within the timeout, or a refused connection)"
+            if "None" in load.get("statuses", {})
+            else ""
+        ),
         "",
         "#### Faults injected and recovery",
         "",
