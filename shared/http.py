@@ -7,6 +7,7 @@ import logging
 import time
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, ORJSONResponse
@@ -104,6 +105,18 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status_code, title, detail, instance=request.url.path, headers=headers)
 
 
+async def _on_unstorable_text(request: Request, exc: Exception) -> JSONResponse:
+    # PostgreSQL's text and jsonb cannot hold U+0000, which JSON and URLs can carry: only input brings it.
+    # Answered here, once, rather than as a 500 after every query that stores or compares some text.
+    return problem_response(
+        422,
+        "Unprocessable Content",
+        "text may not contain the NUL character (U+0000)",
+        instance=request.url.path,
+        errors=[{"field": "request", "message": "remove U+0000 from the text", "type": "string_nul"}],
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(500, "Internal Server Error", "an unexpected error occurred", instance=request.url.path)
 
@@ -112,6 +125,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(asyncpg.CharacterNotInRepertoireError, _on_unstorable_text)
+    app.add_exception_handler(asyncpg.UntranslatableCharacterError, _on_unstorable_text)
     app.add_exception_handler(Exception, _on_unexpected)
 
 
