@@ -66,7 +66,7 @@ def bounded_plan() -> Plan:
         people=6,
         down_seconds=3,
         calm_seconds=3,
-        settle_timeout=60,
+        settle_timeout=90,
         measure_recovery=False,
     )
 
