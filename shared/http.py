@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import tracing
 from shared.metrics import HTTP_REQUEST_DURATION
+from shared.retry import TRANSIENT_ERRORS
 
 log = logging.getLogger("tillit.http")
 
@@ -117,6 +118,22 @@ async def _on_unstorable_text(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# Seconds a client should wait before trying again when the database (or broker) is out of reach.
+UNAVAILABLE_RETRY_AFTER = "2"
+
+
+async def _on_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # An outage is not a bug: 503 with Retry-After, logged as one line rather than a traceback.
+    log.warning("unavailable: %s: %s", type(exc).__name__, exc, extra={"path": request.url.path})
+    return problem_response(
+        503,
+        "Service Unavailable",
+        "a server this service needs is out of reach for the moment; try again shortly",
+        instance=request.url.path,
+        headers={"Retry-After": UNAVAILABLE_RETRY_AFTER},
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(500, "Internal Server Error", "an unexpected error occurred", instance=request.url.path)
 
@@ -127,6 +144,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(asyncpg.CharacterNotInRepertoireError, _on_unstorable_text)
     app.add_exception_handler(asyncpg.UntranslatableCharacterError, _on_unstorable_text)
+    for transient in TRANSIENT_ERRORS:
+        if issubclass(transient, Exception):
+            app.add_exception_handler(transient, _on_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

@@ -142,3 +142,23 @@ async def test_migrations_apply_once_and_refuse_an_edited_file(tmp_path) -> None
             await db.migrate(dsn, schema="things", migrations=tmp_path / "migrations")
     finally:
         await drop_database(name)
+
+
+async def test_a_database_out_of_reach_is_503_with_retry_after_not_500() -> None:
+    from fastapi import FastAPI
+    from httpx import ASGITransport, AsyncClient
+
+    from shared.http import install_problem_handlers
+
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/needs-the-database")
+    async def needs_the_database() -> None:
+        raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://test") as client:
+        reply = await client.get("/needs-the-database")
+    assert reply.status_code == 503
+    assert reply.headers["retry-after"] == "2"
+    assert reply.headers["content-type"].startswith("application/problem+json")
