@@ -8,7 +8,12 @@ Swagger UI's scripts from a CDN, get no more than a ban on framing. Strict-Trans
 production, where the gateway stands behind TLS: sent over plain HTTP in development it would pin a browser
 to https for localhost.
 
-Pure ASGI and cheap: the headers are built once, and each answer costs a scan of its few headers.
+It also refuses a request whose headers add up to more than MAX_HEADER_BYTES with 431 problem+json, so that
+such headers never reach a service. uvicorn's httptools parser sets no limit of its own and has read them by
+then (10 MB of one header was answered 200 before this): the proxy in front must bound them too
+(docs/reliability.md, "Bad input").
+
+Pure ASGI and cheap: the headers are built once, and each request costs a scan of its few headers.
 """
 
 from __future__ import annotations
@@ -16,6 +21,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.http import problem_response
+
+# Enough for a large OIDC token with many groups (a few KB) and cookies; nginx's defaults allow 32 KB too.
+MAX_HEADER_BYTES = 32 * 1024
 
 API_POLICY = b"default-src 'none'; frame-ancestors 'none'"
 PAGE_POLICY = (
@@ -54,6 +64,18 @@ class SecurityHeaders:
                 message["headers"] = self._secured(scope["path"], list(message.get("headers", ())))
             await send(message)
 
+        size = 0
+        for name, value in scope["headers"]:
+            size += len(name) + len(value)
+        if size > MAX_HEADER_BYTES:
+            response = problem_response(
+                431,
+                "Request Header Fields Too Large",
+                f"the request's headers add up to more than {MAX_HEADER_BYTES} bytes",
+                instance=scope["path"],
+            )
+            await response(scope, receive, send_with_headers)
+            return
         await self.app(scope, receive, send_with_headers)
 
     def _secured(self, path: str, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
