@@ -40,6 +40,9 @@ format: install ## apply ruff's formatting and fixes
 bench: install ## load benchmarks beside the machine's raw limits; writes docs/benchmarks.md
 	$(PY) -m bench
 
+load: install ## the intranet mix at rising rates until p99 passes 500 ms; writes docs/load.md and docs/load-latency.png
+	$(PY) -m bench.mix
+
 chaos: install ## the chaos suite: every fault under a steady load, then every projection against the truth
 	$(PY) -m tests.chaos
 
@@ -49,4 +52,4 @@ browser: ## install Debian's Chromium, which the browser tests and screenshots d
 screenshots: install browser ## PNGs of the web client's main screens, desktop and phone, into docs/screenshots/
 	$(PY) -m tests.browser.screenshots
 
-.PHONY: help install run migrate test lint format bench browser screenshots chaos
+.PHONY: help install run migrate test lint format bench browser screenshots chaos load
