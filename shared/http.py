@@ -11,6 +11,7 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, ORJSONResponse
+from pydantic_core import PydanticSerializationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -134,6 +135,20 @@ async def _on_unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_unencodable_text(request: Request, exc: Exception) -> JSONResponse:
+    # Python's json reads a lone surrogate (escaped, or its bytes in the body) into a str that cannot be
+    # written out as UTF-8 again: to a service, to PostgreSQL or in the reply. Only input brings one.
+    if isinstance(exc, PydanticSerializationError) and "surrogates not allowed" not in str(exc):
+        return await _on_unexpected(request, exc)
+    return problem_response(
+        422,
+        "Unprocessable Content",
+        "text must be valid Unicode: a lone surrogate (U+D800-U+DFFF) is not a character",
+        instance=request.url.path,
+        errors=[{"field": "request", "message": "remove the lone surrogate from the text", "type": "string_unicode"}],
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(500, "Internal Server Error", "an unexpected error occurred", instance=request.url.path)
 
@@ -144,6 +159,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(asyncpg.CharacterNotInRepertoireError, _on_unstorable_text)
     app.add_exception_handler(asyncpg.UntranslatableCharacterError, _on_unstorable_text)
+    app.add_exception_handler(UnicodeEncodeError, _on_unencodable_text)
+    app.add_exception_handler(PydanticSerializationError, _on_unencodable_text)
     for transient in TRANSIENT_ERRORS:
         if issubclass(transient, Exception):
             app.add_exception_handler(transient, _on_unavailable)
