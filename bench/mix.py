@@ -1,6 +1,6 @@
 """A realistic intranet mix through the gateway, open loop at rising rates, until p99 passes 500 ms.
 
-    python -m bench.mix            # limits --quick, then steps of 20 s: 25, 50, 100, 150, 200, 300, ... req/s
+    python -m bench.mix            # limits --quick, then steps of 20 s: 10, 25, 50, 75, 100, 150, ... req/s
     python -m bench.mix --quick    # only http_like_bare as the limit, steps of 8 s, fewer of them
 
 Writes build/bench-mix.json, docs/load.md and docs/load-latency.png (p50 and p99 against the achieved rate).
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import subprocess
 import sys
@@ -58,8 +59,8 @@ ERROR_LIMIT = 0.01
 TIMEOUT_S = 10.0
 PAUSE_S = 3.0
 
-RATES = [25, 50, 100, 150, 200, 300, 400, 600, 800, 1200]
-QUICK_RATES = [25, 50, 100, 200, 300, 400, 600]
+RATES = [10, 25, 50, 75, 100, 150, 200, 300, 400, 600, 800]
+QUICK_RATES = [10, 25, 50, 100, 200, 400]
 
 MIX = {
     "feed": 45,
@@ -405,7 +406,10 @@ def markdown(result: dict[str, Any], lim: dict[str, Any], command: str) -> str:
         "",
         f"Last run: {result['finished_at']}, `{command}` ({result['duration_s']:.0f} s in all), on the shared",
         "2-core machine of ../shared/limits/RESULTS.md, every service one process (tests.harness.System).",
-        "The machine is noisy: figures of another run can differ by tens of per cent.",
+        "The machine is shared and was busy: load average "
+        + ", ".join(f"{x:.1f}" for x in result["loadavg_at_start"])
+        + " (1, 5, 15 min) at the start, on 2 cores;",
+        "figures of another run can differ severalfold. Raw limits and mix ran in the same run, one after the other.",
         "",
         "![p50 and p99 against the achieved rate](load-latency.png)",
         "",
@@ -488,7 +492,7 @@ def markdown(result: dict[str, Any], lim: dict[str, Any], command: str) -> str:
         "",
         "## End-to-end event latency",
         "",
-        f"{e['samples']} likes, each on a fresh post of its own, sent over {15} s while the mix ran at"
+        f"{e['samples']} likes, each on a fresh post of its own, sent over 15 s while the mix ran at"
         f" {e['background_rate']:g} req/s (its own p99 then: {_f(e['background']['p99_ms'])} ms); timed from",
         "just before the PUT. Polled every 10 ms (count) and 5 ms (notification).",
         "",
@@ -532,6 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     command = "python -m bench.mix" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
     started = time.perf_counter()
+    load_at_start = os.getloadavg()
     lim = limits(args)
     try:
         import uvloop
@@ -543,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     result["duration_s"] = time.perf_counter() - started
     result["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     result["command"] = command
+    result["loadavg_at_start"] = load_at_start
     BUILD.mkdir(exist_ok=True)
     (BUILD / "bench-mix.json").write_text(json.dumps({"mix": result, "limits": lim}, indent=2, default=str) + "\n")
     best = result["sustained"]
