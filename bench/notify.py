@@ -356,6 +356,7 @@ async def viral_post(system: System, *, likers: Sequence[str], liker_tokens: Seq
         "inbox_head": {"actor_count": head.get("actor_count"), "title": head.get("title"), "unread": page["unread"]},
         "cpu": cpu,
         "postgres_waits": waiting,
+        "spread": await _spread_likes(system, liker_tokens, db=db),
     }
     print(
         f"   {len(likers):,} likes of one post: all applied {seconds:.2f} s after the first PUT ="
@@ -365,7 +366,56 @@ async def viral_post(system: System, *, likers: Sequence[str], liker_tokens: Seq
         flush=True,
     )
     print(f"   CPU {_cpu_text(cpu)}; PostgreSQL backends per sample: {waiting}", flush=True)
+    spread = result["spread"]
+    print(
+        f"   control, the same likes over {spread['posts']} posts: applied in {spread['seconds']:.2f} s ="
+        f" {spread['rate']:,.0f} notifications/s (HTTP burst {spread['http_seconds']:.2f} s, {spread['errors']}"
+        " errors)",
+        flush=True,
+    )
     return result
+
+
+async def _spread_likes(system: System, liker_tokens: Sequence[str], *, db: Any, posts: int = 100) -> dict[str, Any]:
+    """The control for the viral post, in the same minute on the same machine: as many likes by the same people,
+    spread over `posts` posts of another author, consecutive likes on different posts."""
+    from bench.run import create_posts, settle
+
+    token = system.token("bench-spread-author", name="Spread Author")
+    post_ids = await create_posts(system, [token], posts, label="Control post")
+    await settle(system)
+    await asyncio.to_thread(procstat.wait_quiet, 10.0)
+    query = """SELECT count(*) FROM notification_actors a JOIN notifications n ON n.id = a.notification_id
+               WHERE n.post_id = ANY($1::uuid[]) AND n.kind = 'post.liked'"""
+    burst_task = asyncio.create_task(
+        _burst(
+            system.ports["gateway"],
+            "PUT",
+            [f"/api/posts/{post_ids[k % posts]}/like" for k in range(len(liker_tokens))],
+            liker_tokens,
+        )
+    )
+    t_start = time.perf_counter()
+    try:
+        while (got := await db.fetchval(query, post_ids)) < len(liker_tokens):
+            if time.perf_counter() - t_start > GIVE_UP_SECONDS:
+                raise TimeoutError(f"spread likes: {got} of {len(liker_tokens)} actors after {GIVE_UP_SECONDS:.0f} s")
+            await asyncio.sleep(POLL_SECONDS)
+    except BaseException:
+        burst_task.cancel()
+        raise
+    t_applied = time.perf_counter()
+    burst = await burst_task
+    seconds = t_applied - burst["t0"]
+    http_s = burst["last_reply"] - burst["t0"] if burst["last_reply"] else None
+    return {
+        "posts": posts,
+        "seconds": seconds,
+        "rate": len(liker_tokens) / seconds,
+        "http_seconds": http_s,
+        "http_rate": len(liker_tokens) / http_s if http_s else None,
+        "errors": burst["errors"],
+    }
 
 
 async def viral_direct(system: System, db: Any, *, n: int) -> dict[str, Any]:
@@ -980,8 +1030,9 @@ async def _standalone(parts: Sequence[str]) -> dict[str, Any]:
 
     system = System(log_level="WARNING")
     await wait_for_connection_slots(40)
-    await system.start()
     try:
+        # Inside the try: a system that fails to become ready is still stopped, not left running.
+        await system.start()
         return await run(system, parts=parts)
     except Exception:
         for service in system.processes:

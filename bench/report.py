@@ -205,6 +205,17 @@ def notify_rows(bench: dict[str, Any], limits: dict[str, Any]) -> list[dict[str,
                 "s",
             ),
             row("  notifications applied per second, end to end", viral["rate"], "notif/s", "http_like_bare"),
+        ]
+        if spread := viral.get("spread"):
+            out.append(
+                row(
+                    f"  control: the same likes spread over {spread['posts']} posts, same minute",
+                    spread["rate"],
+                    "notif/s",
+                    "http_like_bare",
+                )
+            )
+        out += [
             exactly("  notification groups for the post (one while unread)", viral["groups"], 1, "groups"),
             exactly("  actors in the author's group", viral["actors"], n, "actors"),
             row("  notification.changed.v1 events published for the author", viral["changes"]["events"], "events"),
@@ -580,9 +591,10 @@ def notify_section(bench: dict[str, Any], limits: dict[str, Any]) -> list[str]:
         "bench/notify.py, after the phases above on the same system. **Viral post:** 1,000 people, each signed in"
         " once beforehand (the gateway's first sight of a person writes their profile), like one post at once"
         " through the gateway on 64 connections; timed from the first PUT until the notifications schema holds"
-        " all 1,000 actors in the author's group (polled every 5 ms). Every like updates the one post's counter"
-        " row in the reactions service, so they queue on that row's lock; set beside `http_like_bare`, whose"
-        " likes are spread over 1,000 posts. An exclusive queue bound to `notification.changed.v1` counts the"
+        " all 1,000 actors in the author's group (polled every 5 ms). Every like moves the one post's counter"
+        " row in the reactions service, where `http_like_bare`'s likes are spread over 1,000 posts, so the"
+        " same 1,000 likes are then sent over 100 posts of another author as a control, in the same minute"
+        " on the same machine. An exclusive queue bound to `notification.changed.v1` counts the"
         " changes published for the author: the notifications service numbers one change per recipient per"
         " batch, so fewer than one per like. The same burst is then published straight to the exchange as 1,000"
         " `post.liked` events on another post: the notifications service alone, beside `pipeline_batched`."
