@@ -39,6 +39,7 @@ import uuid
 from typing import Any
 
 from bench import drain, procstat
+from bench.harness_env import UNTHROTTLED
 from bench.httpload import Connection, HttpError, Recorder, cpu_marks, percentile, request_bytes
 from services.feeds import repository
 from services.feeds.service import trim_sample_mask
@@ -335,7 +336,7 @@ async def load(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _standalone() -> dict[str, Any]:
-    system = System(log_level="WARNING")
+    system = System(log_level="WARNING", extra_env=UNTHROTTLED)
     await system.start()
     try:
         return await run(system)

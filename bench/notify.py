@@ -47,6 +47,7 @@ import asyncpg
 import orjson
 
 from bench import drain, procstat
+from bench.harness_env import UNTHROTTLED
 from bench.httpload import ConnectionPool, HttpError, liked, percentile
 from shared.events import (
     EventType,
@@ -1028,7 +1029,7 @@ async def clients_main() -> None:
 async def _standalone(parts: Sequence[str]) -> dict[str, Any]:
     from bench.run import wait_for_connection_slots
 
-    system = System(log_level="WARNING")
+    system = System(log_level="WARNING", extra_env=UNTHROTTLED)
     await wait_for_connection_slots(40)
     try:
         # Inside the try: a system that fails to become ready is still stopped, not left running.

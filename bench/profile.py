@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.harness_env import UNTHROTTLED
 from bench.run import BUILD, create_posts, roles, run_loadgen, settle
 from tests.harness import System
 
@@ -48,7 +49,7 @@ def summarize(path: Path, top: int) -> str:
 
 async def profile(args: argparse.Namespace) -> None:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    system = System(log_level="WARNING")
+    system = System(log_level="WARNING", extra_env=UNTHROTTLED)
     try:
         await system.start()
         authors = [system.token(f"prof-author-{i}", name=f"Author {i}") for i in range(4)]

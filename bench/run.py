@@ -41,6 +41,7 @@ import asyncpg
 
 from bench import drain, feeds, notify, procstat, report
 from bench.e2e import NotificationWatch, Sampler
+from bench.harness_env import UNTHROTTLED
 from bench.httpload import ConnectionPool, percentile
 from tests.harness import PG_ADMIN_URL, System
 from tillit.catalog import all_consumers
@@ -239,7 +240,7 @@ async def wait_for_connection_slots(needed: int, *, timeout: float = 600) -> Non
 
 
 async def bench_system(args: argparse.Namespace) -> dict[str, Any]:
-    system = System(log_level="WARNING", extra_env=dict(kv.split("=", 1) for kv in args.env))
+    system = System(log_level="WARNING", extra_env={**UNTHROTTLED, **dict(kv.split("=", 1) for kv in args.env)})
     try:
         # The pools of the services on the like path grow to 10 under load; the others stay small.
         await wait_for_connection_slots(50)
