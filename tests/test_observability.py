@@ -284,3 +284,12 @@ async def test_the_smtp_counters_follow_the_mailer(info_system: System) -> None:
 
     await eventually(sent, timeout=20, interval=0.3, message="an email counted as sent")
     await asyncio.sleep(0)
+
+
+async def test_the_gateway_keeps_its_counters_from_visitors_through_the_ingress(info_system: System) -> None:
+    async with httpx.AsyncClient(base_url=info_system.base_url, timeout=15) as client:
+        scraped = await client.get("/metrics")
+        visited = await client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.7"})
+    assert scraped.status_code == 200 and "tillit_http_request" in scraped.text
+    assert visited.status_code == 404
+    assert visited.headers["content-type"].startswith("application/problem+json")

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import uvicorn
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 
 from services.gateway import asyncapi_page, campaigns, insight, sharing, web, webhooks
 from services.gateway.api import dev_router, router
@@ -19,7 +19,7 @@ from services.gateway.stream import LiveNotifications
 from services.gateway.upstream import Upstreams
 from shared.auth import TokenVerifier
 from shared.broker import Topology
-from shared.http import BodyLimitMiddleware, RequestTelemetry, install_problem_handlers
+from shared.http import BodyLimitMiddleware, ProblemError, RequestTelemetry, install_problem_handlers
 from shared.logs import configure_logging
 from shared.metrics import metrics_response
 from shared.runtime import HTTP_DRAIN_SECONDS
@@ -71,7 +71,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Outermost: every request gets its trace and is counted, the fast path's likes included.
     app.add_middleware(RequestTelemetry)
-    app.add_api_route("/metrics", lambda: metrics_response(), include_in_schema=False, response_class=Response)
+    async def metrics(request: Request) -> Response:
+        # Prometheus scrapes the pod directly; a request that came through the ingress (which adds
+        # X-Forwarded-For) is a visitor, who has no business reading the gateway's counters.
+        if "x-forwarded-for" in request.headers:
+            raise ProblemError(404, "Not Found", "no such page")
+        return metrics_response()
+
+    app.add_api_route("/metrics", metrics, include_in_schema=False, response_class=Response)
     app.include_router(router)
     for area in (sharing, campaigns, insight, webhooks, asyncapi_page):
         app.include_router(area.router)
