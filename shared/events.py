@@ -6,6 +6,7 @@ the old one until every consumer has moved.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Hashable, Iterable
 from datetime import UTC, datetime
@@ -440,8 +441,15 @@ def new_envelope(event_type: EventType, *, source: str, subject: str, data: Cont
     )
 
 
+# A JSON \u0000 escape (not an escaped backslash followed by "u0000"). PostgreSQL cannot store U+0000 in
+# text: an event carrying one would fail its handler at every delivery, so it is malformed from the start.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
 def parse_event(body: bytes) -> Event:
     """Validate a message body; raises pydantic.ValidationError or ValueError on a malformed event."""
+    if _NUL_ESCAPE.search(body):
+        raise ValueError("the event carries a U+0000 character, which no text column can store")
     envelope = Envelope.model_validate_json(body)
     return Event(envelope=envelope, data=envelope.payload())
 

@@ -162,3 +162,19 @@ async def test_a_database_out_of_reach_is_503_with_retry_after_not_500() -> None
     assert reply.status_code == 503
     assert reply.headers["retry-after"] == "2"
     assert reply.headers["content-type"].startswith("application/problem+json")
+
+
+def test_an_event_carrying_u0000_is_malformed_but_an_escaped_backslash_is_not() -> None:
+    import orjson
+
+    from shared.events import EventType, PersonUpdatedV1, new_envelope, parse_event
+
+    def body(name: str) -> bytes:
+        data = PersonUpdatedV1(person_id="ada", name=name, version=1)
+        return orjson.dumps(
+            new_envelope(EventType.PERSON_UPDATED, source="people", subject="ada", data=data).model_dump(mode="json")
+        )
+
+    with pytest.raises(ValueError, match="U\\+0000"):
+        parse_event(body("Ada\x00"))
+    assert isinstance(parse_event(body("Ada \\u0000")).data, PersonUpdatedV1)
