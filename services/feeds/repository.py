@@ -8,7 +8,7 @@ followers), and every read and reconciliation asks the function, so an entry a r
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -183,6 +183,28 @@ async def active_readers(conn: Connection, person_ids: Collection[str], *, activ
 async def hold_fan_out_lock(conn: Connection) -> None:
     """Taken first in every transaction that may add entries, before it reads who is active."""
     await conn.execute("SELECT pg_advisory_xact_lock_shared(hashtext($1))", FAN_OUT_LOCK)
+
+
+async def lock_subjects(conn: Connection, keys: Iterable[str]) -> None:
+    """Serialise the transactions that could each miss the other's work on the same person or team.
+
+    A follow and the followed person's new post (or like, or a team change and a team post), applied at the
+    same moment by two consumers, each read the replicas without the other's uncommitted change: the post's
+    fan-out misses the new follower and the follow's reconciliation misses the new post, and the entry is
+    never written (the chaos suite caught one). Both take the lock of the person (or team) first, so the
+    later one reads what the earlier one committed. Locks are taken in hash order: no deadlock."""
+    subjects = sorted(set(keys))
+    if subjects:
+        await conn.execute(
+            """SELECT pg_advisory_xact_lock(h)
+               FROM (SELECT DISTINCT hashtext('tillit.feeds.' || k) AS h FROM unnest($1::text[]) AS k ORDER BY 1) s""",
+            subjects,
+        )
+
+
+async def teams_of(conn: Connection, people: Iterable[str]) -> set[str]:
+    rows = await conn.fetch("SELECT teams FROM team_members WHERE person_id = ANY($1::text[])", list(people))
+    return {team for row in rows for team in row["teams"]}
 
 
 async def wait_for_fan_outs_in_flight(conn: Connection) -> None:

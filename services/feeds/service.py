@@ -35,6 +35,7 @@ from shared.events import (
     PostLikedV1,
     ReactionChangedV1,
     RelationChangedV1,
+    TeamAudience,
     TeamMembershipChangedV1,
 )
 from shared.http import ProblemError
@@ -124,6 +125,18 @@ def relations_to_reconcile(events: Sequence[Event]) -> tuple[set[tuple[str, str]
     return pairs, teams_changed
 
 
+def _post_subjects(events: Sequence[Event]) -> list[str]:
+    """The people and teams whose followers and members a batch of post events fans out to."""
+    subjects = []
+    for event in events:
+        data = event.data
+        if isinstance(data, PostCreatedV1 | PostAudienceChangedV1 | PostDeletedV1 | ContentModeratedV1):
+            subjects.append(f"person:{data.author.id if isinstance(data, PostCreatedV1) else data.author_id}")
+        if isinstance(data, PostCreatedV1 | PostAudienceChangedV1) and isinstance(data.audience, TeamAudience):
+            subjects.append(f"team:{data.audience.team}")
+    return subjects
+
+
 # Event handlers ---------------------------------------------------------------------------------------
 
 
@@ -133,6 +146,7 @@ async def apply_post_changes(conn: Connection, events: Sequence[Event]) -> None:
     if not states:
         return
     await repository.hold_fan_out_lock(conn)
+    await repository.lock_subjects(conn, _post_subjects(events))
     await repository.apply_post_states(conn, states)
     await repository.remember_names(
         conn, {e.data.author.id: e.data.author.name for e in events if isinstance(e.data, PostCreatedV1)}
@@ -159,6 +173,9 @@ async def apply_post_changes(conn: Connection, events: Sequence[Event]) -> None:
 async def apply_reactions(conn: Connection, events: Sequence[Event]) -> None:
     settings = get_feed_settings()
     await repository.hold_fan_out_lock(conn)
+    await repository.lock_subjects(
+        conn, [f"person:{e.data.actor.id}" for e in events if isinstance(e.data, ReactionChangedV1)]
+    )
     changes = await repository.apply_like_states(conn, newest_like_states(events))
     names: dict[str, str] = {}
     for event in events:
@@ -183,8 +200,13 @@ async def apply_social_graph(conn: Connection, events: Sequence[Event]) -> None:
     """Apply follows, mutes, blocks and teams to the replica, and to the feeds in the same transaction."""
     settings = get_feed_settings()
     await repository.hold_fan_out_lock(conn)
-    await graph.apply_graph_changes(conn, events)
     pairs, teams_changed = relations_to_reconcile(events)
+    # The teams a person leaves as well as those they join: a post to either may be in flight.
+    teams = await repository.teams_of(conn, teams_changed) | {
+        team for e in events if isinstance(e.data, TeamMembershipChangedV1) for team in e.data.teams
+    }
+    await repository.lock_subjects(conn, [f"person:{person}" for _, person in pairs] + [f"team:{t}" for t in teams])
+    await graph.apply_graph_changes(conn, events)
     # A feed not kept up to date is built afresh at its next read: nothing to reconcile there.
     active = await repository.active_readers(
         conn, {owner for owner, _ in pairs} | teams_changed, active_window=settings.active_window

@@ -3,6 +3,7 @@ moderation decision wins whatever order the events arrive in."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -72,3 +73,30 @@ async def test_hidden_before_its_post_arrives_is_never_shown(feeds_pool: asyncpg
         post_created(post, author),
     )
     assert post not in await _home(feeds_pool, reader)
+
+
+async def test_a_follow_and_the_followed_persons_post_applied_at_once_both_reach_the_feed(
+    feeds_pool: asyncpg.Pool,
+) -> None:
+    """The follow's transaction is still open when the post's fan-out starts: the fan-out waits for it and
+    then sees the new follower (without the lock each missed the other's work: no entry at all)."""
+    reader, author = (f"{p}-{secrets.token_hex(4)}" for p in ("r", "a"))
+    post = uuid.uuid4()
+    await _home(feeds_pool, reader)  # the reader is active: fan-out on write reaches them
+    follow_applied = asyncio.Event()
+    release = asyncio.Event()
+
+    async def follow() -> None:
+        async with feeds_pool.acquire() as conn, conn.transaction():
+            await service.apply_social_graph(conn, [relation("follow", reader, author, version=1)])
+            follow_applied.set()
+            await release.wait()
+
+    following = asyncio.create_task(follow())
+    await follow_applied.wait()
+    posting = asyncio.create_task(_deliver(feeds_pool, post_created(post, author)))
+    await asyncio.sleep(0.3)
+    assert not posting.done(), "the post's fan-out waits for the follow on the same person"
+    release.set()
+    await asyncio.gather(following, posting)
+    assert post in await _home(feeds_pool, reader)
