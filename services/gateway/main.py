@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Outermost: every request gets its trace and is counted, the fast path's likes included.
     app.add_middleware(RequestTelemetry)
+
     async def metrics(request: Request) -> Response:
         # Prometheus scrapes the pod directly; a request that came through the ingress (which adds
         # X-Forwarded-For) is a visitor, who has no business reading the gateway's counters.
