@@ -46,14 +46,22 @@ AMQP_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:567
 _PORTS = range(20000, 32000)
 
 
+# Ports handed out in this process: a system picks its ports before its services bind them, so another
+# system started meanwhile must not be handed the same free-looking port.
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
     while True:
         port = secrets.choice(_PORTS)
+        if port in _HANDED_OUT:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
+            _HANDED_OUT.add(port)
             return port
 
 
