@@ -30,6 +30,8 @@ const top = document.getElementById("top");
 const ctx = { me: null, profile: null, teams: [], inbox: null, navigate, signal: null };
 let controller = null;
 let firstRender = true;
+// The page last drawn: drawing the same page again (once /api/me has answered, say) must not move focus.
+let lastPath = null;
 
 export function navigate(path, { replace = false } = {}) {
   if (replace) history.replaceState(null, "", path);
@@ -48,7 +50,10 @@ document.addEventListener("click", (e) => {
   e.preventDefault();
   navigate(url.pathname + url.search + url.hash);
 });
-window.addEventListener("popstate", () => render());
+// A skip link or any #fragment adds a history entry too: only a different page is drawn again.
+window.addEventListener("popstate", () => {
+  if (location.pathname + location.search !== lastPath) render();
+});
 
 function setTitle(title) {
   document.title = title ? `${title} · Tillit` : "Tillit";
@@ -83,8 +88,12 @@ async function render() {
 }
 
 function afterRender() {
-  // Focus the new page's heading so a screen reader says where we are; not on the first load.
-  if (!firstRender) {
+  // Focus the new page's heading so a screen reader says where we are; not on the first load, and not
+  // when the same page is only drawn again (the reader may have moved focus meanwhile: the skip link).
+  const path = location.pathname + location.search;
+  const navigated = path !== lastPath;
+  lastPath = path;
+  if (!firstRender && navigated) {
     const heading = main.querySelector("h1");
     if (heading) {
       heading.setAttribute("tabindex", "-1");
