@@ -19,6 +19,16 @@ PostKind = EventPostKind
 AudienceIn = Audience
 
 
+def trimmed_text(value: str, *, most: int) -> str:
+    """A text field as stored: trimmed, not empty, at most `most` characters (validators share it)."""
+    trimmed = value.strip()
+    if not trimmed:
+        raise ValueError("must not be empty")
+    if len(trimmed) > most:
+        raise ValueError(f"must be at most {most} characters, got {len(trimmed)}")
+    return trimmed
+
+
 class Person(BaseModel):
     id: str
     name: str
@@ -87,12 +97,7 @@ class CreatePost(BaseModel):
     @field_validator("body")
     @classmethod
     def body_length_after_trimming(cls, value: str) -> str:
-        trimmed = value.strip()
-        if not trimmed:
-            raise ValueError("must not be empty")
-        if len(trimmed) > MAX_BODY_CHARS:
-            raise ValueError(f"must be at most {MAX_BODY_CHARS} characters, got {len(trimmed)}")
-        return trimmed
+        return trimmed_text(value, most=MAX_BODY_CHARS)
 
 
 class ChangeAudience(BaseModel):

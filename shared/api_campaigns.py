@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from shared.api import Person, Post
+from shared.api import Person, Post, trimmed_text
 from shared.events import Audience, EveryoneAudience, FollowersAudience, IdeaStatus, PrivateAudience
 
 MAX_QUESTION_CHARS = 10_000
@@ -16,15 +16,6 @@ MAX_IDEA_CHARS = 10_000
 MAX_REASON_CHARS = 2_000
 MAX_QNA_QUESTION_CHARS = 1_000
 MAX_ANSWER_CHARS = 5_000
-
-
-def _trimmed(value: str, *, most: int) -> str:
-    trimmed = value.strip()
-    if not trimmed:
-        raise ValueError("must not be empty")
-    if len(trimmed) > most:
-        raise ValueError(f"must be at most {most} characters, got {len(trimmed)}")
-    return trimmed
 
 
 def _everyone_or_team(audience: Audience) -> Audience:
@@ -47,12 +38,12 @@ class CreateCampaign(BaseModel):
     @field_validator("title")
     @classmethod
     def title_length(cls, value: str) -> str:
-        return _trimmed(value, most=200)
+        return trimmed_text(value, most=200)
 
     @field_validator("question")
     @classmethod
     def question_length(cls, value: str) -> str:
-        return _trimmed(value, most=MAX_QUESTION_CHARS)
+        return trimmed_text(value, most=MAX_QUESTION_CHARS)
 
     @field_validator("audience")
     @classmethod
@@ -92,7 +83,7 @@ class CreateIdea(BaseModel):
     @field_validator("body")
     @classmethod
     def body_length(cls, value: str) -> str:
-        return _trimmed(value, most=MAX_IDEA_CHARS)
+        return trimmed_text(value, most=MAX_IDEA_CHARS)
 
 
 class Idea(Post):
@@ -124,7 +115,7 @@ class ChangeIdeaStatus(BaseModel):
     @classmethod
     def reason_unless_new(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and value.strip():
-            return _trimmed(value, most=MAX_REASON_CHARS)
+            return trimmed_text(value, most=MAX_REASON_CHARS)
         if info.data.get("status", "new") != "new":
             raise ValueError("a reason is required for every status but new")
         return None
@@ -143,7 +134,7 @@ class CreateQnaSession(BaseModel):
     @field_validator("title")
     @classmethod
     def title_length(cls, value: str) -> str:
-        return _trimmed(value, most=200)
+        return trimmed_text(value, most=200)
 
     @field_validator("audience")
     @classmethod
@@ -188,7 +179,7 @@ class AskQuestion(BaseModel):
     @field_validator("body")
     @classmethod
     def body_length(cls, value: str) -> str:
-        return _trimmed(value, most=MAX_QNA_QUESTION_CHARS)
+        return trimmed_text(value, most=MAX_QNA_QUESTION_CHARS)
 
 
 class AnswerQuestion(BaseModel):
@@ -199,7 +190,7 @@ class AnswerQuestion(BaseModel):
     @field_validator("answer")
     @classmethod
     def answer_length(cls, value: str) -> str:
-        return _trimmed(value, most=MAX_ANSWER_CHARS)
+        return trimmed_text(value, most=MAX_ANSWER_CHARS)
 
 
 class QnaQuestion(BaseModel):

@@ -8,19 +8,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.api import Person
+from shared.api import Person, trimmed_text
 
 MAX_COMMENT_CHARS = 5_000
 MAX_REASON_CHARS = 1_000
-
-
-def _trimmed(value: str, *, limit: int) -> str:
-    trimmed = value.strip()
-    if not trimmed:
-        raise ValueError("must not be empty")
-    if len(trimmed) > limit:
-        raise ValueError(f"must be at most {limit} characters, got {len(trimmed)}")
-    return trimmed
 
 
 class CreateComment(BaseModel):
@@ -34,7 +25,7 @@ class CreateComment(BaseModel):
     @field_validator("body")
     @classmethod
     def body_length_after_trimming(cls, value: str) -> str:
-        return _trimmed(value, limit=MAX_COMMENT_CHARS)
+        return trimmed_text(value, most=MAX_COMMENT_CHARS)
 
 
 class Comment(BaseModel):
@@ -74,7 +65,7 @@ class Reason(BaseModel):
     @field_validator("reason")
     @classmethod
     def reason_length_after_trimming(cls, value: str) -> str:
-        return _trimmed(value, limit=MAX_REASON_CHARS)
+        return trimmed_text(value, most=MAX_REASON_CHARS)
 
 
 ReportStatus = Literal["open", "closed"]
